@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the integration tests and benchmarks use, when missing:
+# openssh-server (sshd, sftp-server, ssh-keygen), rsync and rclone.
+set -euo pipefail
+
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-system-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+echo "install-system-deps: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

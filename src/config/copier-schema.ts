@@ -1,0 +1,114 @@
+import * as z from 'zod';
+import { commonShape, toCommonConfig } from './common-schema.js';
+import type { CopierConfig, DestinationConfig } from './config-types.js';
+import { parseSftpUrl } from './parse-sftp-url.js';
+import {
+  booleanValue,
+  durationMs,
+  globList,
+  jobName,
+  type LoadContext,
+  localPath,
+  nonEmptyString,
+  resolveLocalPath,
+  sftpConnectionShape,
+  sizeBytes,
+  toSftpConnection,
+} from './schema-parts.js';
+
+function destinationShape() {
+  return {
+    name: jobName,
+    enabled: booleanValue.default(true),
+    path: nonEmptyString.optional(),
+    url: nonEmptyString.optional(),
+    ...sftpConnectionShape,
+    // For a local destination there is no host; for an SFTP one they may come from `url`.
+    host: nonEmptyString.optional(),
+    username: nonEmptyString.optional(),
+    include: globList.default([]),
+    exclude: globList.default([]),
+    on_conflict: z
+      .enum(['overwrite', 'skip', 'rename', 'fail'], {
+        error: 'expected one of overwrite, skip, rename, fail',
+      })
+      .default('overwrite'),
+    verify: z.enum(['size', 'sha256'], { error: 'expected one of size, sha256' }).default('size'),
+    min_free_space: sizeBytes.default(0),
+    link: z.enum(['copy', 'hardlink'], { error: 'expected one of copy, hardlink' }).default('copy'),
+    preserve_mtime: booleanValue.default(true),
+  };
+}
+
+function destinationSchema(ctx: LoadContext) {
+  return z.strictObject(destinationShape()).transform((raw): DestinationConfig => {
+    const base = {
+      name: raw.name,
+      enabled: raw.enabled,
+      include: raw.include,
+      exclude: raw.exclude,
+      onConflict: raw.on_conflict,
+      verify: raw.verify,
+      minFreeSpaceBytes: raw.min_free_space,
+      preserveMtime: raw.preserve_mtime,
+    };
+    const url = raw.url === undefined ? undefined : parseSftpUrl(raw.url);
+    if (url === undefined && raw.host === undefined) {
+      return {
+        ...base,
+        kind: 'local',
+        path: resolveLocalPath(raw.path ?? '.', ctx.configDir),
+        link: raw.link,
+      };
+    }
+    // Missing host, user or path are reported by the semantic rules; placeholders keep the shape.
+    const fromUrl = typeof url === 'object' ? url : undefined;
+    const sftp = toSftpConnection(
+      {
+        ...raw,
+        host: raw.host ?? fromUrl?.host ?? '',
+        username: raw.username ?? fromUrl?.username ?? '',
+        port: fromUrl?.port ?? raw.port,
+      },
+      ctx,
+    );
+    return { ...base, kind: 'sftp', path: raw.path ?? fromUrl?.path ?? '.', sftp };
+  });
+}
+
+function copierShape(ctx: LoadContext) {
+  return {
+    ...commonShape(ctx, { intervalMs: 10_000 }),
+    incoming: localPath(ctx),
+    min_age: durationMs.default(0),
+    done_dir: localPath(ctx).optional(),
+    unmatched: z.enum(['keep', 'move'], { error: 'expected one of keep, move' }).default('keep'),
+    unmatched_dir: localPath(ctx).optional(),
+    watch: booleanValue.default(false),
+    destinations: z
+      .array(destinationSchema(ctx), { error: 'expected a list of destinations' })
+      .min(1, { error: 'expected at least one destination' }),
+  };
+}
+
+export function copierSchema(ctx: LoadContext, configPath: string) {
+  return z.strictObject(copierShape(ctx)).transform(
+    (raw): CopierConfig => ({
+      kind: 'copier',
+      ...toCommonConfig(raw, configPath),
+      incoming: raw.incoming,
+      minAgeMs: raw.min_age,
+      ...(raw.done_dir !== undefined ? { doneDir: raw.done_dir } : {}),
+      unmatched: raw.unmatched,
+      ...(raw.unmatched_dir !== undefined ? { unmatchedDir: raw.unmatched_dir } : {}),
+      watch: raw.watch,
+      destinations: raw.destinations,
+    }),
+  );
+}
+
+/** Valid keys by key-path pattern, for "did you mean" suggestions. */
+export const copierKeys = {
+  '': Object.keys(copierShape({ configDir: '/', env: {} })),
+  'destinations.*': Object.keys(destinationShape()),
+};

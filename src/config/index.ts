@@ -1,0 +1,7 @@
+export type * from './config-types.js';
+export { loadCopierConfig, loadFetcherConfig, type Env } from './load-config.js';
+export { formatDuration, parseDuration } from './parse-duration.js';
+export { formatSize, parseSize } from './parse-size.js';
+export { Secret } from './secret.js';
+export { collectSecrets } from './collect-secrets.js';
+export { isInside } from './semantic-rules.js';

@@ -1,0 +1,205 @@
+import { homedir } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import * as z from 'zod';
+import type { HostKeyCheck, SftpAuth, SftpConnectionConfig } from './config-types.js';
+import { parseDuration } from './parse-duration.js';
+import { parseSize } from './parse-size.js';
+import { Secret } from './secret.js';
+
+/** What a schema needs from outside the YAML: where the file is and the environment. */
+export interface LoadContext {
+  configDir: string;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'a mapping';
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : typeof value;
+}
+
+/** Every message says what was expected and what was found. */
+function expected(what: string) {
+  return { error: (issue: { input?: unknown }) => `expected ${what}, got ${describeValue(issue.input)}` };
+}
+
+/** Numbers written as strings (e.g. from `${PORT}`) are accepted. */
+function numeric(value: unknown): unknown {
+  return typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+}
+
+export function intIn(min: number, max: number) {
+  const message = expected(`an integer ${min}–${max}`);
+  return z.preprocess(numeric, z.int(message).min(min, message).max(max, message));
+}
+
+export const booleanValue = z.boolean(expected('true or false'));
+
+export const nonEmptyString = z
+  .string(expected('a non-empty string'))
+  .trim()
+  .min(1, expected('a non-empty string'));
+
+export const durationMs = z
+  .union([z.string(), z.number()], expected('a duration such as 500ms, 30s, 5m or 2h'))
+  .transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration such as 500ms, 30s, 5m or 2h, got ${describeValue(value)}`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+export const sizeBytes = z
+  .union([z.string(), z.number()], expected('a size such as 512KiB, 100MiB or 1GiB'))
+  .transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a size such as 512KiB, 100MiB or 1GiB, got ${describeValue(value)}`,
+      });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+/** Permission bits as an octal string; YAML 1.2 reads a bare 0640 as decimal 640, so a number is refused. */
+export const fileModeBits = z
+  .string(expected('an octal mode in quotes such as "0640"'))
+  .transform((value, ctx) => {
+    if (!/^0?[0-7]{3}$/.test(value.trim())) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected an octal mode in quotes such as "0640", got ${describeValue(value)}`,
+      });
+      return z.NEVER;
+    }
+    return Number.parseInt(value.trim(), 8);
+  });
+
+/** A glob or a list of globs; one string is a list of one. */
+export const globList = z
+  .union(
+    [nonEmptyString, z.array(nonEmptyString, expected('a list of glob patterns'))],
+    expected('a glob pattern or a list of them'),
+  )
+  .transform((value) => (Array.isArray(value) ? value : [value]));
+
+export const jobName = z
+  .string(expected('a name'))
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+    expected('a name of letters, digits, ".", "_" or "-" (at most 64, not starting with "." or "-")'),
+  );
+
+/** A local path: `~` is the home folder; a relative path is relative to the config file's folder. */
+export function localPath(ctx: LoadContext) {
+  return nonEmptyString.transform((value) => resolveLocalPath(value, ctx.configDir));
+}
+
+export function resolveLocalPath(value: string, configDir: string): string {
+  if (value === '~') return homedir();
+  if (value.startsWith('~/')) return resolve(homedir(), value.slice(2));
+  return isAbsolute(value) ? resolve(value) : resolve(configDir, value);
+}
+
+/** Remote paths are kept as written (absolute, or relative to the login folder), without a trailing slash. */
+export const remotePath = nonEmptyString.transform((value) =>
+  value.length > 1 ? value.replace(/\/+$/, '') : value,
+);
+
+/** The keys of an SFTP endpoint, shared by fetcher sources, SFTP destinations and mirror ends. */
+export const sftpConnectionShape = {
+  host: nonEmptyString,
+  port: intIn(1, 65535).default(22),
+  username: nonEmptyString,
+  private_key: nonEmptyString.optional(),
+  passphrase_env: nonEmptyString.optional(),
+  password_env: nonEmptyString.optional(),
+  agent: booleanValue.optional(),
+  known_hosts: nonEmptyString.optional(),
+  host_key: z
+    .union([nonEmptyString, z.array(nonEmptyString)], expected('a "SHA256:…" fingerprint or a list of them'))
+    .optional(),
+  insecure_skip_host_key_check: booleanValue.optional(),
+  connections: intIn(1, 32).default(4),
+  connect_timeout: durationMs.default(20_000),
+  operation_timeout: durationMs.default(60_000),
+  keepalive_interval: durationMs.default(15_000),
+  retries: intIn(0, 20).default(3),
+  read_concurrency: intIn(1, 256).default(64),
+  chunk_size: sizeBytes.default(32 * 1024),
+};
+
+export type RawSftpConnection = {
+  host: string;
+  port: number;
+  username: string;
+  private_key?: string | undefined;
+  passphrase_env?: string | undefined;
+  password_env?: string | undefined;
+  agent?: boolean | undefined;
+  known_hosts?: string | undefined;
+  host_key?: string | string[] | undefined;
+  insecure_skip_host_key_check?: boolean | undefined;
+  connections: number;
+  connect_timeout: number;
+  operation_timeout: number;
+  keepalive_interval: number;
+  retries: number;
+  read_concurrency: number;
+  chunk_size: number;
+};
+
+/**
+ * The typed connection config. Conflicting or missing auth and host-key keys are
+ * reported by the semantic rules; here the first present one is taken.
+ */
+export function toSftpConnection(raw: RawSftpConnection, ctx: LoadContext): SftpConnectionConfig {
+  return {
+    host: raw.host,
+    port: raw.port,
+    username: raw.username,
+    auth: toAuth(raw, ctx),
+    hostKey: toHostKeyCheck(raw, ctx),
+    connections: raw.connections,
+    connectTimeoutMs: raw.connect_timeout,
+    operationTimeoutMs: raw.operation_timeout,
+    keepaliveIntervalMs: raw.keepalive_interval,
+    retries: raw.retries,
+    readConcurrency: raw.read_concurrency,
+    chunkSizeBytes: raw.chunk_size,
+  };
+}
+
+function toAuth(raw: RawSftpConnection, ctx: LoadContext): SftpAuth {
+  if (raw.private_key !== undefined) {
+    const passphrase = raw.passphrase_env ? ctx.env[raw.passphrase_env] : undefined;
+    return {
+      kind: 'key',
+      privateKeyPath: resolveLocalPath(raw.private_key, ctx.configDir),
+      ...(passphrase !== undefined ? { passphrase: new Secret(passphrase) } : {}),
+    };
+  }
+  if (raw.password_env !== undefined)
+    return { kind: 'password', password: new Secret(ctx.env[raw.password_env] ?? '') };
+  return { kind: 'agent', agentSocketPath: ctx.env.SSH_AUTH_SOCK ?? '' };
+}
+
+function toHostKeyCheck(raw: RawSftpConnection, ctx: LoadContext): HostKeyCheck {
+  if (raw.known_hosts !== undefined) {
+    return { kind: 'known_hosts', knownHostsPath: resolveLocalPath(raw.known_hosts, ctx.configDir) };
+  }
+  if (raw.host_key !== undefined) {
+    return { kind: 'fingerprint', fingerprints: Array.isArray(raw.host_key) ? raw.host_key : [raw.host_key] };
+  }
+  return { kind: 'insecure' };
+}

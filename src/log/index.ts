@@ -1,0 +1,2 @@
+export { consoleLevelFor, createLogger, type CreateLoggerOptions, type Logger } from './create-logger.js';
+export { redactSecrets } from './redact-secrets.js';
