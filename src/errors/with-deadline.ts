@@ -36,9 +36,9 @@ export function withDeadline<T>(
         clearTimeout(timer);
         resolve(value);
       },
-      (err: unknown) => {
+      (err: Error) => {
         clearTimeout(timer);
-        reject(err as Error);
+        reject(err);
       },
     );
   });
