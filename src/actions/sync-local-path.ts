@@ -1,0 +1,32 @@
+import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { toSyncError } from '../errors/index.js';
+
+/**
+ * Flushes a local file's data and metadata to disk. A rename is only durable once the
+ * file it names is, so every commit calls this before renaming.
+ */
+export async function fsyncFile(localPath: string): Promise<void> {
+  await fsyncPath(localPath, 'r+', 'fsync');
+}
+
+/** Flushes a local folder's entries, so a rename into it survives a crash of the machine. */
+export async function fsyncDir(localDirPath: string): Promise<void> {
+  await fsyncPath(localDirPath, 'r', 'fsync folder');
+}
+
+export async function fsyncParentDir(localPath: string): Promise<void> {
+  await fsyncDir(dirname(localPath));
+}
+
+async function fsyncPath(path: string, flags: string, op: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(path, flags);
+    await handle.sync();
+  } catch (err) {
+    throw toSyncError(err, { op, path });
+  } finally {
+    await handle?.close();
+  }
+}

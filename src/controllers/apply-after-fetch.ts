@@ -1,0 +1,66 @@
+import { posix } from 'node:path';
+import { deleteFile } from '../actions/delete-file.js';
+import { moveFile } from '../actions/move-file.js';
+import type { SourceConfig } from '../config/index.js';
+import { formatErrorLine, toSyncError } from '../errors/index.js';
+import type { FetchRecord, Ledger } from '../ledger/ledger.js';
+import type { Logger } from '../log/index.js';
+import type { Storage } from '../storage/storage.js';
+
+export interface ApplyAfterFetchInput {
+  source: SourceConfig;
+  remote: Storage;
+  ledger: Ledger;
+  record: FetchRecord;
+  log: Logger;
+  dirMode?: number;
+}
+
+/**
+ * The remote completion action, run only on a committed record (the file is in
+ * incoming and, when configured, in the archive). A remote file that changed since
+ * it was fetched is left alone: it is the partner's new version and will be fetched.
+ * A failure is recorded and retried on the next pass without downloading again.
+ * Returns the error line on failure.
+ */
+export async function applyAfterFetch(input: ApplyAfterFetchInput): Promise<string | undefined> {
+  const { source, remote, ledger, record, log } = input;
+  if (record.afterFetch === 'keep' || record.afterFetchState === 'done') return undefined;
+  const expected = { sizeBytes: record.sizeBytes, mtimeMs: record.mtimeMs };
+  try {
+    if (record.afterFetch === 'delete') {
+      const outcome = await deleteFile({ storage: remote, path: record.remotePath, expected });
+      logOutcome(log, record, outcome);
+    } else {
+      const relPath = posix.relative(source.remoteDir, record.remotePath);
+      const toPath = posix.join(source.moveTo ?? '', relPath);
+      const moved = await moveFile({
+        storage: remote,
+        fromPath: record.remotePath,
+        toPath,
+        expected,
+        ...(input.dirMode !== undefined ? { dirMode: input.dirMode } : {}),
+      });
+      logOutcome(log, record, moved.outcome, moved.outcome === 'moved' ? moved.toPath : undefined);
+    }
+    await ledger.setAfterFetchState(record, 'done');
+    return undefined;
+  } catch (err) {
+    const error = toSyncError(err, { op: record.afterFetch === 'delete' ? 'delete remote' : 'move remote', path: record.remotePath, host: remote.label });
+    const line = formatErrorLine(error);
+    log.warn({ source: source.name, remotePath: record.remotePath, err: error }, `after_fetch ${record.afterFetch} failed, retried next pass: ${line}`);
+    await ledger.setAfterFetchState(record, 'pending', line);
+    return line;
+  }
+}
+
+function logOutcome(log: Logger, record: FetchRecord, outcome: string, toPath?: string): void {
+  if (outcome === 'changed') {
+    log.warn(
+      { source: record.source, remotePath: record.remotePath },
+      `left ${record.remotePath} in place: it changed after it was fetched, so the new version will be fetched`,
+    );
+  } else {
+    log.debug({ source: record.source, remotePath: record.remotePath, outcome, ...(toPath ? { toPath } : {}) }, `after_fetch ${record.afterFetch}: ${outcome}`);
+  }
+}

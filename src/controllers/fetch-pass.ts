@@ -1,0 +1,257 @@
+import { posix } from 'node:path';
+import type { LimitFunction } from 'p-limit';
+import { cleanTemporaries } from '../actions/clean-temporaries.js';
+import { diskFree } from '../actions/disk-free.js';
+import { renderLayout } from '../actions/render-layout.js';
+import type { FetcherConfig, SourceConfig } from '../config/index.js';
+import { formatSize } from '../config/index.js';
+import { formatErrorLine, retryWithBackoff, SyncError, toSyncError } from '../errors/index.js';
+import type { FetchRecord } from '../ledger/ledger.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { Logger } from '../log/index.js';
+import type { Storage } from '../storage/storage.js';
+import { applyAfterFetch } from './apply-after-fetch.js';
+import { fetchOneFile } from './fetch-one-file.js';
+import { type FetchCandidate, listFetchCandidates } from './list-fetch-candidates.js';
+import { emptyReport, noteFileError, noteSkip, type PassReport } from './pass-report.js';
+import type { TransferProgress } from './transfer-progress.js';
+import { recoverCommits } from './recover-commits.js';
+
+export interface FetchSourceHandle {
+  source: SourceConfig;
+  remote: Storage;
+}
+
+export interface FetchPassInput {
+  config: FetcherConfig;
+  sources: readonly FetchSourceHandle[];
+  local: Storage;
+  ledger: Ledger;
+  log: Logger;
+  /** One cap on transfers in flight across every source (`concurrency_limit`). */
+  limit: LimitFunction;
+  dryRun: boolean;
+  /** Aborted: start no new file. */
+  stopSignal: AbortSignal;
+  /** Aborted: abort transfers in flight. */
+  abortSignal: AbortSignal;
+  /** Told of each file `--dry-run` would fetch. */
+  onPlan?: (line: string) => void;
+  progress?: TransferProgress;
+  now?: () => number;
+}
+
+/** Codes after which the rest of a source's files are not tried in this pass: the server is gone or refuses us. */
+const SOURCE_DOWN_CODES = new Set(['E_CONNECTION', 'E_TIMEOUT', 'E_AUTH', 'E_HOSTKEY']);
+
+/**
+ * One pass of the fetcher over every enabled source. Sources run side by side;
+ * transfers share one concurrency cap. A failing file never stops the others; a
+ * failing source never stops the other sources.
+ */
+export async function runFetchPass(input: FetchPassInput): Promise<PassReport[]> {
+  const { log } = input;
+  const now = input.now ?? Date.now;
+  if (!input.dryRun) await prepareIncoming(input);
+  const space = { inFlightBytes: 0 };
+  return Promise.all(
+    input.sources.map(async (handle) => {
+      const report = emptyReport(handle.source.name);
+      const startedMs = now();
+      try {
+        await fetchSource(input, handle, report, space, now);
+      } catch (err) {
+        const error = toSyncError(err, { source: handle.source.name, host: handle.remote.label });
+        if (error.code === 'E_ABORTED' || input.abortSignal.aborted) report.error ??= 'interrupted';
+        else {
+          report.error = formatErrorLine(error);
+          log.error({ source: handle.source.name, err: error }, `source ${handle.source.name} failed: ${report.error}`);
+        }
+      }
+      report.durationMs = now() - startedMs;
+      logNotableSkips(log, handle.source, report);
+      return report;
+    }),
+  );
+}
+
+/**
+ * Before any transfer: finish commits a crash interrupted, then remove leftover
+ * temporaries from incoming and archive.
+ */
+async function prepareIncoming(input: FetchPassInput): Promise<void> {
+  const { config, local, ledger, log } = input;
+  for (const { source } of input.sources) {
+    await recoverCommits({ source: source.name, local, ledger, log });
+  }
+  for (const dirPath of [config.incoming, config.archive]) {
+    if (dirPath === undefined) continue;
+    await local.mkdirp(dirPath, config.dirMode === undefined ? {} : { mode: config.dirMode });
+    const removed = await cleanTemporaries({
+      storage: local,
+      dirPath,
+      signal: input.abortSignal,
+      onError: (error, path) => log.warn({ path, err: error }, `cannot remove a leftover temporary: ${error.message}`),
+    });
+    if (removed.length > 0) log.info({ dirPath, count: removed.length, examples: removed.slice(0, 5) }, `removed ${removed.length} leftover temporaries`);
+  }
+}
+
+async function fetchSource(
+  input: FetchPassInput,
+  handle: FetchSourceHandle,
+  report: PassReport,
+  space: { inFlightBytes: number },
+  now: () => number,
+): Promise<void> {
+  const { config, ledger, log } = input;
+  const { source, remote } = handle;
+
+  if (!input.dryRun) {
+    // after_fetch steps that failed on earlier passes: retried without downloading again.
+    const pending = await ledger.pendingAfterFetch(source.name);
+    await Promise.all(
+      pending.map((record) =>
+        input.limit(async () => {
+          const failure = await applyAfterFetch({ source, remote, ledger, record, log, ...dirModeOf(config) });
+          if (failure) noteFileError(report, failure);
+        }),
+      ),
+    );
+  }
+
+  const candidates = await listFetchCandidates({ source, remote, ledger, report, nowMs: now(), log, signal: input.stopSignal });
+  if (input.dryRun) {
+    for (const candidate of candidates) input.onPlan?.(planLine(config, source, candidate, now()));
+    report.waiting += candidates.length;
+    return;
+  }
+
+  let sourceDown: SyncError | undefined;
+  let spaceShort = 0;
+  await Promise.all(
+    candidates.map((candidate) =>
+      input.limit(async () => {
+        if (input.stopSignal.aborted || sourceDown) {
+          report.waiting += 1;
+          return;
+        }
+        const room = await diskFree({
+          storage: input.local,
+          path: config.incoming,
+          reserveBytes: config.minFreeSpaceBytes,
+          inFlightBytes: space.inFlightBytes,
+        });
+        if (room !== null && room < candidate.sizeBytes) {
+          spaceShort += 1;
+          report.waiting += 1;
+          noteSkip(report, 'not enough free space in incoming', candidate.relPath);
+          return;
+        }
+        space.inFlightBytes += candidate.sizeBytes;
+        try {
+          const record = await fetchWithRetries(input, handle, candidate, now);
+          report.done += 1;
+          report.bytes += candidate.sizeBytes;
+          const failure = await applyAfterFetch({ source, remote, ledger, record, log, ...dirModeOf(config) });
+          if (failure) noteFileError(report, failure);
+        } catch (err) {
+          const error = toSyncError(err, { source: source.name, path: candidate.remotePath, host: remote.label });
+          if (error.code === 'E_ABORTED' || input.abortSignal.aborted) {
+            report.waiting += 1;
+          } else if (error.code === 'E_CHANGED') {
+            report.skipped += 1;
+            noteSkip(report, 'changed while it was fetched (fetched again later)', candidate.relPath);
+          } else {
+            noteFileError(report, formatErrorLine(error));
+            log.error({ source: source.name, remotePath: candidate.remotePath, err: error }, `cannot fetch: ${formatErrorLine(error)}`);
+            if (SOURCE_DOWN_CODES.has(error.code)) sourceDown ??= error;
+          }
+        } finally {
+          space.inFlightBytes -= candidate.sizeBytes;
+        }
+      }),
+    ),
+  );
+  if (sourceDown) {
+    report.error = `${formatErrorLine(sourceDown)} (the remaining files wait for the next pass)`;
+  } else if (spaceShort > 0) {
+    const free = await input.local.freeSpace(config.incoming);
+    report.error = formatErrorLine(
+      new SyncError('E_DISK_FULL', `${spaceShort} files wait: not enough free space in ${config.incoming}`, {
+        path: config.incoming,
+        hint: `free space there (now ${free === null ? 'unknown' : formatSize(free)}, keeping ${formatSize(config.minFreeSpaceBytes)} free as min_free_space asks)`,
+      }),
+    );
+  }
+}
+
+async function fetchWithRetries(
+  input: FetchPassInput,
+  handle: FetchSourceHandle,
+  candidate: FetchCandidate,
+  now: () => number,
+): Promise<FetchRecord> {
+  const { config, ledger, log } = input;
+  const { source, remote } = handle;
+  const fileProgress = input.progress?.fileStarted(`${source.name}/${candidate.relPath}`, candidate.sizeBytes);
+  try {
+    const record = await retryWithBackoff(
+      () =>
+        fetchOneFile({
+          config,
+          source,
+          remote,
+          local: input.local,
+          ledger,
+          candidate,
+          nowMs: now(),
+          signal: input.abortSignal,
+          ...(fileProgress ? { onProgress: (bytesDone: number) => fileProgress.update(bytesDone) } : {}),
+        }),
+      {
+        retries: source.retries,
+        baseDelayMs: 1_000,
+        maxDelayMs: 30_000,
+        signal: input.abortSignal,
+        onRetry: (err, attempt, delayMs) =>
+          log.warn(
+            { source: source.name, remotePath: candidate.remotePath, attempt, delayMs, err },
+            `fetch failed, retrying in ${Math.round(delayMs / 100) / 10} s: ${formatErrorLine(err)}`,
+          ),
+      },
+    );
+    fileProgress?.done(true);
+    log.info(
+      { source: source.name, remotePath: candidate.remotePath, localPath: record.localPath, sizeBytes: record.sizeBytes, sha256: record.sha256 },
+      `fetched ${candidate.remotePath} → ${record.localPath}`,
+    );
+    return record;
+  } catch (err) {
+    fileProgress?.done(false);
+    throw err;
+  }
+}
+
+function planLine(config: FetcherConfig, source: SourceConfig, candidate: FetchCandidate, nowMs: number): string {
+  const target = posix.join(
+    config.incoming,
+    renderLayout(source.incomingLayout, { source: source.name, relPath: candidate.relPath, date: new Date(nowMs) }),
+  );
+  const after = source.afterFetch === 'keep' ? '' : `, then ${source.afterFetch} on the server`;
+  return `would fetch ${source.name}:${candidate.remotePath} (${formatSize(candidate.sizeBytes)}) → ${target}${after}`;
+}
+
+function logNotableSkips(log: Logger, source: SourceConfig, report: PassReport): void {
+  for (const [reason, { count, examples }] of Object.entries(report.notableSkips)) {
+    log.warn(
+      { source: source.name, reason, count, examples },
+      `${source.name}: ${count} file${count === 1 ? '' : 's'} skipped — ${reason} (e.g. ${examples.map((example) => JSON.stringify(example)).join(', ')})`,
+    );
+  }
+}
+
+function dirModeOf(config: FetcherConfig): { dirMode?: number } {
+  return config.dirMode === undefined ? {} : { dirMode: config.dirMode };
+}
+
