@@ -99,11 +99,15 @@ async function writeTemporary(input: CopyFileInput, tempPath: string): Promise<{
     });
     sha256 ??= sent.sha256;
     if (sent.sha256 !== sha256) {
-      throw new SyncError('E_VERIFY', `${input.srcPath} changed while it was copied (sha256 differs from when it was fetched)`, {
-        op: 'copy',
-        path: input.srcPath,
-        hint: 'it is retried on the next pass',
-      });
+      throw new SyncError(
+        'E_VERIFY',
+        `${input.srcPath} changed while it was copied (sha256 differs from when it was fetched)`,
+        {
+          op: 'copy',
+          path: input.srcPath,
+          hint: 'it is retried on the next pass',
+        },
+      );
     }
   }
   if (input.preserveMtime) await dst.setTimes(tempPath, input.src.mtimeMs);
@@ -112,13 +116,22 @@ async function writeTemporary(input: CopyFileInput, tempPath: string): Promise<{
   return sha256 === undefined ? {} : { sha256 };
 }
 
-async function verifyTemporary(input: CopyFileInput, tempPath: string, expectedSha256: string | undefined): Promise<void> {
+async function verifyTemporary(
+  input: CopyFileInput,
+  tempPath: string,
+  expectedSha256: string | undefined,
+): Promise<void> {
   const written = await input.dst.stat(tempPath);
   if (written.sizeBytes !== input.src.sizeBytes) {
     throw new SyncError(
       'E_VERIFY',
       `copy of ${input.srcPath} has ${written.sizeBytes} bytes, expected ${input.src.sizeBytes}`,
-      { op: 'verify', path: input.dstPath, host: input.dst.label, hint: 'check free space at the destination; it is retried' },
+      {
+        op: 'verify',
+        path: input.dstPath,
+        host: input.dst.label,
+        hint: 'check free space at the destination; it is retried',
+      },
     );
   }
   if (input.verify !== 'sha256') return;
@@ -135,9 +148,17 @@ async function verifyTemporary(input: CopyFileInput, tempPath: string, expectedS
   }
 }
 
-async function commit(input: CopyFileInput, tempPath: string, written: { sha256?: string }): Promise<CopyFileResult> {
+async function commit(
+  input: CopyFileInput,
+  tempPath: string,
+  written: { sha256?: string },
+): Promise<CopyFileResult> {
   const { dst, dstPath } = input;
-  const copied = (outcome: CopyFileResult['outcome'], path: string, extra: Partial<CopyFileResult> = {}): CopyFileResult => ({
+  const copied = (
+    outcome: CopyFileResult['outcome'],
+    path: string,
+    extra: Partial<CopyFileResult> = {},
+  ): CopyFileResult => ({
     outcome,
     dstPath: path,
     sizeBytes: input.src.sizeBytes,
@@ -183,7 +204,11 @@ async function commit(input: CopyFileInput, tempPath: string, written: { sha256?
 }
 
 /** Renames `fromPath` to the first free name `nameFor(1)`, `nameFor(2)`, … and returns it. */
-async function commitUnderFreeName(dst: Storage, fromPath: string, nameFor: (n: number) => string): Promise<string> {
+async function commitUnderFreeName(
+  dst: Storage,
+  fromPath: string,
+  nameFor: (n: number) => string,
+): Promise<string> {
   for (let n = 1; n <= MAX_NUMBERED_NAMES; n += 1) {
     const candidate = nameFor(n);
     try {
@@ -221,7 +246,8 @@ async function compareExisting(
   if (await isSameFile(input, dstPath, existing)) {
     return { outcome: 'already-present', dstPath, sizeBytes: existing.sizeBytes };
   }
-  if (input.onConflict === 'skip') return { outcome: 'skipped-conflict', dstPath, sizeBytes: existing.sizeBytes };
+  if (input.onConflict === 'skip')
+    return { outcome: 'skipped-conflict', dstPath, sizeBytes: existing.sizeBytes };
   if (input.onConflict === 'fail') {
     throw new SyncError('E_EXISTS', `${dstPath} already exists with other content`, {
       op: 'copy',

@@ -19,7 +19,8 @@ export async function deleteFile(input: DeleteFileInput): Promise<DeleteFileOutc
   try {
     if (input.expected) {
       const now = await input.storage.stat(input.path, { followLinks: false });
-      if (now.sizeBytes !== input.expected.sizeBytes || now.mtimeMs !== input.expected.mtimeMs) return 'changed';
+      if (now.sizeBytes !== input.expected.sizeBytes || now.mtimeMs !== input.expected.mtimeMs)
+        return 'changed';
     }
     await input.storage.remove(input.path);
     return 'deleted';

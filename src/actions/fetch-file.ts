@@ -39,20 +39,33 @@ export async function fetchFile(input: FetchFileInput): Promise<FetchFileResult>
       ...(input.fileMode !== undefined ? { fileMode: input.fileMode } : {}),
     });
     const after = await remote.stat(remotePath);
-    if (after.sizeBytes !== listed.sizeBytes || after.mtimeMs !== listed.mtimeMs || result.sizeBytes !== after.sizeBytes) {
+    if (
+      after.sizeBytes !== listed.sizeBytes ||
+      after.mtimeMs !== listed.mtimeMs ||
+      result.sizeBytes !== after.sizeBytes
+    ) {
       throw new SyncError(
         'E_CHANGED',
         `${remotePath} changed while it was fetched (listed ${listed.sizeBytes} bytes, now ${after.sizeBytes}; got ${result.sizeBytes})`,
-        { op: 'fetch', path: remotePath, host: remote.label, hint: 'the partner may still be writing it; it is fetched again on a later pass (raise min_age if this repeats)' },
+        {
+          op: 'fetch',
+          path: remotePath,
+          host: remote.label,
+          hint: 'the partner may still be writing it; it is fetched again on a later pass (raise min_age if this repeats)',
+        },
       );
     }
     if (input.expectedSha256 !== undefined && input.expectedSha256 !== result.sha256) {
-      throw new SyncError('E_VERIFY', `${remotePath} does not match its .sha256 sidecar (got ${result.sha256})`, {
-        op: 'verify',
-        path: remotePath,
-        host: remote.label,
-        hint: 'the file or its sidecar is damaged at the source; ask the partner to resend it',
-      });
+      throw new SyncError(
+        'E_VERIFY',
+        `${remotePath} does not match its .sha256 sidecar (got ${result.sha256})`,
+        {
+          op: 'verify',
+          path: remotePath,
+          host: remote.label,
+          hint: 'the file or its sidecar is damaged at the source; ask the partner to resend it',
+        },
+      );
     }
     await utimes(tempPath, new Date(), new Date(listed.mtimeMs)).catch((err: unknown) => {
       throw toSyncError(err, { op: 'set mtime', path: tempPath });

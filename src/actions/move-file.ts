@@ -26,7 +26,8 @@ export async function moveFile(input: MoveFileInput): Promise<MoveFileResult> {
   try {
     if (input.expected) {
       const now = await storage.stat(fromPath, { followLinks: false });
-      if (now.sizeBytes !== input.expected.sizeBytes || now.mtimeMs !== input.expected.mtimeMs) return { outcome: 'changed' };
+      if (now.sizeBytes !== input.expected.sizeBytes || now.mtimeMs !== input.expected.mtimeMs)
+        return { outcome: 'changed' };
     }
     await storage.mkdirp(posix.dirname(toPath), input.dirMode === undefined ? {} : { mode: input.dirMode });
     for (let n = 0; n <= MAX_NUMBERED_NAMES; n += 1) {

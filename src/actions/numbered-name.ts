@@ -20,5 +20,8 @@ export function withStemSuffix(path: string, suffix: string): string {
 
 /** A timestamp usable in a file name: `2026-11-21T101500Z`. */
 export function fileNameTimestamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/:/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return new Date(ms)
+    .toISOString()
+    .replace(/:/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }

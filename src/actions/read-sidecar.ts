@@ -7,7 +7,11 @@ const MAX_SIDECAR_BYTES = 4096;
  * The sha256 a partner published beside a file (`report.csv.sha256`), in the format
  * `sha256sum` writes: 64 hex digits, optionally followed by the file name.
  */
-export async function readSidecarSha256(remote: Storage, sidecarPath: string, signal?: AbortSignal): Promise<string> {
+export async function readSidecarSha256(
+  remote: Storage,
+  sidecarPath: string,
+  signal?: AbortSignal,
+): Promise<string> {
   const stream = await remote.openRead(sidecarPath, signal ? { signal } : {});
   const chunks: Buffer[] = [];
   let sizeBytes = 0;

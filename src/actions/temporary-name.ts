@@ -12,7 +12,10 @@ const MAX_TEMP_STEM_BYTES = 200;
 export function temporaryPathFor(targetPath: string): string {
   const dir = posix.dirname(targetPath);
   const name = posix.basename(targetPath);
-  return posix.join(dir, `.${truncateUtf8(name, MAX_TEMP_STEM_BYTES)}.${randomBytes(4).toString('hex')}.part`);
+  return posix.join(
+    dir,
+    `.${truncateUtf8(name, MAX_TEMP_STEM_BYTES)}.${randomBytes(4).toString('hex')}.part`,
+  );
 }
 
 /** True for names this tool uses as temporaries: never picked up as files, cleaned after a crash. */

@@ -2,7 +2,11 @@
  * The signal that aborts transfers in flight: `graceMs` after a stop was asked for
  * (transfers get that long to finish), or at once on `forceSignal` (a second Ctrl-C).
  */
-export function abortAfterGrace(stopSignal: AbortSignal, graceMs: number, forceSignal: AbortSignal): AbortSignal {
+export function abortAfterGrace(
+  stopSignal: AbortSignal,
+  graceMs: number,
+  forceSignal: AbortSignal,
+): AbortSignal {
   const controller = new AbortController();
   const abort = (): void => controller.abort(new Error('stopped'));
   if (forceSignal.aborted) abort();

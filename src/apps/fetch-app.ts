@@ -19,26 +19,41 @@ const COMMAND = 'fetch-files';
  */
 export async function runFetchApp(context: AppContext<FetcherConfig>): Promise<PassOutcome> {
   const { config, log } = context;
-  const lock = context.dryRun ? undefined : await acquireStateLock({ stateDir: config.stateDir, command: COMMAND });
-  const ledger = openSqliteLedger({ stateDir: config.stateDir, fileName: `${COMMAND}.sqlite`, readOnly: context.dryRun });
+  const lock = context.dryRun
+    ? undefined
+    : await acquireStateLock({ stateDir: config.stateDir, command: COMMAND });
+  const ledger = openSqliteLedger({
+    stateDir: config.stateDir,
+    fileName: `${COMMAND}.sqlite`,
+    readOnly: context.dryRun,
+  });
   const local = createLocalStorage();
   const sources = config.sources
     .filter((source) => source.enabled)
-    .map((source) => ({ source, remote: createSftpStorage({ connection: source, log: log.child({ source: source.name }) }) }));
-  for (const source of config.sources.filter((item) => !item.enabled)) log.info({ source: source.name }, `source ${source.name} is disabled`);
+    .map((source) => ({
+      source,
+      remote: createSftpStorage({ connection: source, log: log.child({ source: source.name }) }),
+    }));
+  for (const source of config.sources.filter((item) => !item.enabled))
+    log.info({ source: source.name }, `source ${source.name} is disabled`);
   const abortSignal = abortAfterGrace(context.stopSignal, config.shutdownGraceMs, context.forceSignal);
   const limit = pLimit(config.concurrencyLimit);
 
   try {
     return await runLoop({
       loop: config,
-      ...(context.stopOnLoop !== undefined ? { stopOnLoop: context.stopOnLoop } : context.dryRun ? { stopOnLoop: 1 } : {}),
+      ...(context.stopOnLoop !== undefined
+        ? { stopOnLoop: context.stopOnLoop }
+        : context.dryRun
+          ? { stopOnLoop: 1 }
+          : {}),
       stopSignal: context.stopSignal,
       log,
       runPass: async (passNumber) => {
         const startedAtMs = Date.now();
         log.debug({ passNumber }, `pass ${passNumber} starts`);
-        const progress = context.interactive && !context.dryRun ? createProgressLine(process.stderr) : undefined;
+        const progress =
+          context.interactive && !context.dryRun ? createProgressLine(process.stderr) : undefined;
         const reports = await runFetchPass({
           config,
           sources,
@@ -54,7 +69,9 @@ export async function runFetchApp(context: AppContext<FetcherConfig>): Promise<P
         });
         progress?.close();
         if (context.interactive) {
-          context.stdout.write(formatSummaryTable(passNumber, reports, { nameHeading: 'source', doneHeading: 'fetched' }));
+          context.stdout.write(
+            formatSummaryTable(passNumber, reports, { nameHeading: 'source', doneHeading: 'fetched' }),
+          );
         }
         return finishPass({
           command: COMMAND,
@@ -68,6 +85,14 @@ export async function runFetchApp(context: AppContext<FetcherConfig>): Promise<P
       },
     });
   } finally {
-    await closeAll(log, [...sources.map(({ remote }) => () => remote.close()), () => ledger.close(), () => lock?.release()]);
+    await closeAll(log, [
+      ...sources.map(
+        ({ remote }) =>
+          () =>
+            remote.close(),
+      ),
+      () => ledger.close(),
+      () => lock?.release(),
+    ]);
   }
 }

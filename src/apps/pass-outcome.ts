@@ -55,7 +55,9 @@ export async function finishPass(input: FinishPassInput): Promise<PassOutcome> {
       bytesDone: report.bytes,
       filesFailed: report.failed,
       filesWaiting: report.waiting,
-      ...((report.error ?? report.firstFileError) ? { lastError: report.error ?? report.firstFileError } : {}),
+      ...((report.error ?? report.firstFileError)
+        ? { lastError: report.error ?? report.firstFileError }
+        : {}),
     });
   }
   if (input.interrupted) return 'interrupted';

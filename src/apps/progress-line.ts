@@ -31,7 +31,10 @@ export function createProgressLine(stream: NodeJS.WriteStream): ProgressLine {
     lastDrawMs = nowMs;
     const seconds = (nowMs - startedMs) / 1000;
     const rate = seconds > 0 ? bytesDone / seconds : 0;
-    const eta = rate > 0 && bytesTotal > bytesDone ? ` ETA ${formatDuration(((bytesTotal - bytesDone) / rate) * 1000)}` : '';
+    const eta =
+      rate > 0 && bytesTotal > bytesDone
+        ? ` ETA ${formatDuration(((bytesTotal - bytesDone) / rate) * 1000)}`
+        : '';
     let bar = '';
     const biggest = [...big.entries()].sort((a, b) => b[1].sizeBytes - a[1].sizeBytes)[0];
     if (biggest) {

@@ -31,7 +31,10 @@ export async function runLoop(options: RunLoopOptions): Promise<PassOutcome> {
   const now = options.now ?? (() => new Date());
   const wait = options.waitForNextPass ?? sleepUnlessAborted;
   const cron = options.loop.schedule
-    ? new Cron(options.loop.schedule, { paused: true, ...(options.loop.timeZone ? { timezone: options.loop.timeZone } : {}) })
+    ? new Cron(options.loop.schedule, {
+        paused: true,
+        ...(options.loop.timeZone ? { timezone: options.loop.timeZone } : {}),
+      })
     : undefined;
   let outcome: PassOutcome = 'ok';
   for (let passNumber = 1; ; passNumber += 1) {

@@ -23,9 +23,16 @@ export interface StatusRow {
  * pass, totals, files waiting, the last error. Reads only; exit 1 when the last pass
  * of any of them failed, so a monitoring check can run it.
  */
-export function statusApp<C extends { stateDir: string }>(command: CommandName, names: (config: C) => readonly string[]): App<C> {
+export function statusApp<C extends { stateDir: string }>(
+  command: CommandName,
+  names: (config: C) => readonly string[],
+): App<C> {
   return async function runStatus(context: AppContext<C>): Promise<PassOutcome> {
-    const ledger = openSqliteLedger({ stateDir: context.config.stateDir, fileName: `${command}.sqlite`, readOnly: true });
+    const ledger = openSqliteLedger({
+      stateDir: context.config.stateDir,
+      fileName: `${command}.sqlite`,
+      readOnly: true,
+    });
     try {
       const latest = new Map((await ledger.latestPasses(command)).map((pass) => [pass.name, pass]));
       const rows: StatusRow[] = [];
@@ -50,7 +57,9 @@ export function statusApp<C extends { stateDir: string }>(command: CommandName, 
           passes: totals.passes,
         });
       }
-      context.stdout.write(context.json ? `${JSON.stringify({ command, rows }, null, 2)}\n` : formatStatus(command, rows));
+      context.stdout.write(
+        context.json ? `${JSON.stringify({ command, rows }, null, 2)}\n` : formatStatus(command, rows),
+      );
       return rows.some((row) => row.lastResult === 'failed') ? 'failed' : 'ok';
     } finally {
       await ledger.close();

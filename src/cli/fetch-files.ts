@@ -8,7 +8,8 @@ await runCommand<FetcherConfig>(
   {
     name: 'fetch-files',
     defaultConfigPath: 'etc/fetcher.yml',
-    description: 'Fetch files from SFTP sources into incoming, archive them, and record each in the ledger: exactly once.',
+    description:
+      'Fetch files from SFTP sources into incoming, archive them, and record each in the ledger: exactly once.',
     loadConfig: loadFetcherConfig,
     run: runFetchApp,
     status: statusApp('fetch-files', (config: FetcherConfig) => config.sources.map((source) => source.name)),

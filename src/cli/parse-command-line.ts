@@ -39,7 +39,8 @@ export function parseCommandLine(args: readonly string[], defaultConfigPath: str
     }
     stopOnLoop = Number(text);
   }
-  if (values.json && subcommand !== 'status') throw usageError('--json applies to the status subcommand only');
+  if (values.json && subcommand !== 'status')
+    throw usageError('--json applies to the status subcommand only');
   return {
     configPath: values.config ?? defaultConfigPath,
     ...(stopOnLoop !== undefined ? { stopOnLoop } : {}),

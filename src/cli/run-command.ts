@@ -23,7 +23,11 @@ export const EXIT_USAGE = 2;
 export const EXIT_INTERNAL = 70;
 export const EXIT_INTERRUPTED = 130;
 
-const EXIT_BY_OUTCOME: Record<PassOutcome, number> = { ok: EXIT_OK, failed: EXIT_FAILED, interrupted: EXIT_INTERRUPTED };
+const EXIT_BY_OUTCOME: Record<PassOutcome, number> = {
+  ok: EXIT_OK,
+  failed: EXIT_FAILED,
+  interrupted: EXIT_INTERRUPTED,
+};
 
 /** Codes that mean "cannot start as configured": the operator must change something first. */
 const STARTUP_CODES = new Set(['E_USAGE', 'E_CONFIG', 'E_LOCKED']);
@@ -86,7 +90,9 @@ export async function runCommand<C extends { logDir: string; shutdownGraceMs: nu
     if (isSyncError(err) && STARTUP_CODES.has(err.code)) {
       const problems = err.context.problems;
       if (Array.isArray(problems) && problems.length > 0) {
-        process.stderr.write(`${spec.name}: ${err.message}:\n${problems.map((line) => `  ${String(line)}\n`).join('')}`);
+        process.stderr.write(
+          `${spec.name}: ${err.message}:\n${problems.map((line) => `  ${String(line)}\n`).join('')}`,
+        );
       } else {
         process.stderr.write(`${spec.name}: ${formatErrorLine(err)}\n`);
       }
@@ -123,12 +129,18 @@ function exitOnBug(name: string, err: unknown, log: Logger | undefined, logDir: 
  * First SIGINT/SIGTERM: stop starting work, let transfers in flight finish within the
  * grace period. Second: abort them now.
  */
-function listenForStopSignals(log: Logger, graceMs: number): { stopSignal: AbortSignal; forceSignal: AbortSignal } {
+function listenForStopSignals(
+  log: Logger,
+  graceMs: number,
+): { stopSignal: AbortSignal; forceSignal: AbortSignal } {
   const stop = new AbortController();
   const force = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (!stop.signal.aborted) {
-      log.warn({ signal, graceMs }, `${signal}: stopping; transfers in flight get ${Math.round(graceMs / 1000)} s to finish (send it again to stop now)`);
+      log.warn(
+        { signal, graceMs },
+        `${signal}: stopping; transfers in flight get ${Math.round(graceMs / 1000)} s to finish (send it again to stop now)`,
+      );
       stop.abort();
     } else if (!force.signal.aborted) {
       log.warn({ signal }, `${signal} again: aborting transfers in flight`);

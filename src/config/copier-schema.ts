@@ -1,4 +1,3 @@
-import * as z from 'zod';
 import { commonShape, toCommonConfig } from './common-schema.js';
 import type { CopierConfig, DestinationConfig } from './config-types.js';
 import { parseSftpUrl } from './parse-sftp-url.js';
@@ -9,10 +8,13 @@ import {
   jobName,
   type LoadContext,
   localPath,
+  listOf,
   nonEmptyString,
+  oneOf,
   resolveLocalPath,
   sftpConnectionShape,
   sizeBytes,
+  strictMapping,
   toSftpConnection,
 } from './schema-parts.js';
 
@@ -28,20 +30,17 @@ function destinationShape() {
     username: nonEmptyString.optional(),
     include: globList.default([]),
     exclude: globList.default([]),
-    on_conflict: z
-      .enum(['overwrite', 'skip', 'rename', 'fail'], {
-        error: 'expected one of overwrite, skip, rename, fail',
-      })
-      .default('overwrite'),
-    verify: z.enum(['size', 'sha256'], { error: 'expected one of size, sha256' }).default('size'),
+    on_conflict: oneOf(['overwrite', 'skip', 'rename', 'fail']).default('overwrite'),
+    verify: oneOf(['size', 'sha256']).default('size'),
     min_free_space: sizeBytes.default(0),
-    link: z.enum(['copy', 'hardlink'], { error: 'expected one of copy, hardlink' }).default('copy'),
+    link: oneOf(['copy', 'hardlink']).default('copy'),
     preserve_mtime: booleanValue.default(true),
   };
 }
 
 function destinationSchema(ctx: LoadContext) {
-  return z.strictObject(destinationShape()).transform((raw): DestinationConfig => {
+  const what = 'a destination: a mapping with name: and path: (or url:)';
+  return strictMapping(destinationShape(), what).transform((raw): DestinationConfig => {
     const base = {
       name: raw.name,
       enabled: raw.enabled,
@@ -57,7 +56,7 @@ function destinationSchema(ctx: LoadContext) {
       return {
         ...base,
         kind: 'local',
-        path: resolveLocalPath(raw.path ?? '.', ctx.configDir),
+        path: resolveLocalPath(raw.path ?? '.', ctx),
         link: raw.link,
       };
     }
@@ -82,17 +81,15 @@ function copierShape(ctx: LoadContext) {
     incoming: localPath(ctx),
     min_age: durationMs.default(0),
     done_dir: localPath(ctx).optional(),
-    unmatched: z.enum(['keep', 'move'], { error: 'expected one of keep, move' }).default('keep'),
+    unmatched: oneOf(['keep', 'move']).default('keep'),
     unmatched_dir: localPath(ctx).optional(),
     watch: booleanValue.default(false),
-    destinations: z
-      .array(destinationSchema(ctx), { error: 'expected a list of destinations' })
-      .min(1, { error: 'expected at least one destination' }),
+    destinations: listOf(destinationSchema(ctx), 'destination'),
   };
 }
 
 export function copierSchema(ctx: LoadContext, configPath: string) {
-  return z.strictObject(copierShape(ctx)).transform(
+  return strictMapping(copierShape(ctx), 'a mapping of keys').transform(
     (raw): CopierConfig => ({
       kind: 'copier',
       ...toCommonConfig(raw, configPath),

@@ -1,4 +1,3 @@
-import * as z from 'zod';
 import { commonShape, toCommonConfig } from './common-schema.js';
 import type { FetcherConfig, SourceConfig } from './config-types.js';
 import {
@@ -9,10 +8,13 @@ import {
   jobName,
   type LoadContext,
   localPath,
+  listOf,
   nonEmptyString,
+  oneOf,
   remotePath,
   sftpConnectionShape,
   sizeBytes,
+  strictMapping,
   toSftpConnection,
 } from './schema-parts.js';
 
@@ -29,37 +31,36 @@ function sourceShape() {
     min_size: sizeBytes.optional(),
     max_size: sizeBytes.optional(),
     follow_links: booleanValue.default(false),
-    after_fetch: z
-      .enum(['keep', 'delete', 'move'], { error: 'expected one of keep, delete, move' })
-      .default('keep'),
+    after_fetch: oneOf(['keep', 'delete', 'move']).default('keep'),
     move_to: remotePath.optional(),
-    verify: z.enum(['size', 'sidecar'], { error: 'expected one of size, sidecar' }).default('size'),
+    verify: oneOf(['size', 'sidecar']).default('size'),
     max_files_per_pass: intIn(1, 10_000_000).optional(),
     incoming_layout: nonEmptyString.optional(),
   };
 }
 
 function sourceSchema(ctx: LoadContext) {
-  return z
-    .strictObject(sourceShape())
-    .transform((raw): Omit<SourceConfig, 'incomingLayout'> & { incomingLayout?: string } => ({
-      name: raw.name,
-      enabled: raw.enabled,
-      ...toSftpConnection(raw, ctx),
-      remoteDir: raw.remote_dir,
-      recursive: raw.recursive,
-      include: raw.include,
-      exclude: raw.exclude,
-      minAgeMs: raw.min_age,
-      ...(raw.min_size !== undefined ? { minSizeBytes: raw.min_size } : {}),
-      ...(raw.max_size !== undefined ? { maxSizeBytes: raw.max_size } : {}),
-      followLinks: raw.follow_links,
-      afterFetch: raw.after_fetch,
-      ...(raw.move_to !== undefined ? { moveTo: raw.move_to } : {}),
-      verify: raw.verify,
-      ...(raw.max_files_per_pass !== undefined ? { maxFilesPerPass: raw.max_files_per_pass } : {}),
-      ...(raw.incoming_layout !== undefined ? { incomingLayout: raw.incoming_layout } : {}),
-    }));
+  return strictMapping(
+    sourceShape(),
+    'a source: a mapping with name:, host:, username:, remote_dir: …',
+  ).transform((raw): Omit<SourceConfig, 'incomingLayout'> & { incomingLayout?: string } => ({
+    name: raw.name,
+    enabled: raw.enabled,
+    ...toSftpConnection(raw, ctx),
+    remoteDir: raw.remote_dir,
+    recursive: raw.recursive,
+    include: raw.include,
+    exclude: raw.exclude,
+    minAgeMs: raw.min_age,
+    ...(raw.min_size !== undefined ? { minSizeBytes: raw.min_size } : {}),
+    ...(raw.max_size !== undefined ? { maxSizeBytes: raw.max_size } : {}),
+    followLinks: raw.follow_links,
+    afterFetch: raw.after_fetch,
+    ...(raw.move_to !== undefined ? { moveTo: raw.move_to } : {}),
+    verify: raw.verify,
+    ...(raw.max_files_per_pass !== undefined ? { maxFilesPerPass: raw.max_files_per_pass } : {}),
+    ...(raw.incoming_layout !== undefined ? { incomingLayout: raw.incoming_layout } : {}),
+  }));
 }
 
 function fetcherShape(ctx: LoadContext) {
@@ -70,14 +71,12 @@ function fetcherShape(ctx: LoadContext) {
     archive_layout: nonEmptyString.default('{source}/{path}'),
     incoming_layout: nonEmptyString.default('{source}/{path}'),
     min_free_space: sizeBytes.default(0),
-    sources: z.array(sourceSchema(ctx), { error: 'expected a list of sources' }).min(1, {
-      error: 'expected at least one source',
-    }),
+    sources: listOf(sourceSchema(ctx), 'source'),
   };
 }
 
 export function fetcherSchema(ctx: LoadContext, configPath: string) {
-  return z.strictObject(fetcherShape(ctx)).transform(
+  return strictMapping(fetcherShape(ctx), 'a mapping of keys').transform(
     (raw): FetcherConfig => ({
       kind: 'fetcher',
       ...toCommonConfig(raw, configPath),

@@ -5,3 +5,5 @@ export { formatSize, parseSize } from './parse-size.js';
 export { Secret } from './secret.js';
 export { collectSecrets } from './collect-secrets.js';
 export { isInside } from './semantic-rules.js';
+export { fetcherKeys } from './fetcher-schema.js';
+export { copierKeys } from './copier-schema.js';

@@ -9,10 +9,8 @@ import { fetcherKeys, fetcherSchema } from './fetcher-schema.js';
 import { interpolateEnv } from './interpolate-env.js';
 import { formatKeyPath } from './key-path.js';
 import type { LoadContext } from './schema-parts.js';
-import { type ConfigProblem, copierRules, fetcherRules } from './semantic-rules.js';
+import { type ConfigProblem, copierRules, fetcherRules, MISSING } from './semantic-rules.js';
 import { suggestKey } from './suggest-key.js';
-
-const MISSING = 'required key is missing';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -23,10 +21,22 @@ interface ConfigKind<T> {
   schema(ctx: LoadContext, configPath: string): z.ZodType<T, unknown>;
   rules(tree: unknown, ctx: LoadContext): ConfigProblem[];
   keys: KeyCatalog;
+  /** Top-level keys to name when the file holds no mapping at all. */
+  exampleKeys: string;
 }
 
-const FETCHER: ConfigKind<FetcherConfig> = { schema: fetcherSchema, rules: fetcherRules, keys: fetcherKeys };
-const COPIER: ConfigKind<CopierConfig> = { schema: copierSchema, rules: copierRules, keys: copierKeys };
+const FETCHER: ConfigKind<FetcherConfig> = {
+  schema: fetcherSchema,
+  rules: fetcherRules,
+  keys: fetcherKeys,
+  exampleKeys: 'incoming:, sources:',
+};
+const COPIER: ConfigKind<CopierConfig> = {
+  schema: copierSchema,
+  rules: copierRules,
+  keys: copierKeys,
+  exampleKeys: 'incoming:, destinations:',
+};
 
 export function loadFetcherConfig(configPath: string, env: Env): Promise<FetcherConfig> {
   return loadConfig(FETCHER, configPath, env);
@@ -43,21 +53,18 @@ export function loadCopierConfig(configPath: string, env: Env): Promise<CopierCo
  */
 export async function loadConfig<T>(kind: ConfigKind<T>, configPath: string, env: Env): Promise<T> {
   const absolutePath = resolve(configPath);
-  const tree = await readYaml(configPath, absolutePath);
+  const tree = await readYaml(configPath, absolutePath, kind.exampleKeys);
   const ctx: LoadContext = { configDir: dirname(absolutePath), env };
   const interpolated = interpolateEnv(tree, env);
-  const problems: ConfigProblem[] = [...interpolated.problems];
 
   const parsed = kind.schema(ctx, absolutePath).safeParse(interpolated.value, { reportInput: true });
-  if (!parsed.success)
-    problems.push(...parsed.error.issues.flatMap((issue) => describeIssue(issue, kind.keys)));
-  const ruleProblems = kind.rules(interpolated.value, ctx);
-  // A rule that explains a missing key says more than the schema's "required": keep the rule's line.
-  const explained = new Set(ruleProblems.map((problem) => problem.keyPath));
-  const kept = problems.filter(
-    (problem) => !(problem.message.startsWith(MISSING) && explained.has(problem.keyPath)),
-  );
-  kept.push(...ruleProblems);
+  const schemaProblems = parsed.success
+    ? []
+    : parsed.error.issues.flatMap((issue) => describeIssue(issue, kind.keys));
+  const kept = tidyProblems(interpolated.problems, [
+    ...schemaProblems,
+    ...kind.rules(interpolated.value, ctx),
+  ]);
 
   const lines = unique(kept.map((problem) => `${configPath}: ${problem.keyPath}: ${problem.message}`));
   if (lines.length > 0 || !parsed.success) {
@@ -71,7 +78,48 @@ export async function loadConfig<T>(kind: ConfigKind<T>, configPath: string, env
   return deepFreeze(parsed.data);
 }
 
-async function readYaml(displayPath: string, absolutePath: string): Promise<unknown> {
+/**
+ * One line per mistake: a key whose `${VAR}` is unset gets only that line (its value
+ * is still the placeholder, so any other complaint about it is noise); a key with a
+ * real problem gets no extra "missing" line; a missing key gets one line, the
+ * rules' (they say what the key is for); and a missing key that an unknown key's
+ * "did you mean" already names is not reported twice.
+ */
+function tidyProblems(envProblems: ConfigProblem[], problems: ConfigProblem[]): ConfigProblem[] {
+  const envPaths = new Set(envProblems.map((problem) => problem.keyPath));
+  const isMissing = (problem: ConfigProblem) => problem.message.startsWith(MISSING);
+  const withRealProblem = new Set(
+    problems.filter((problem) => !isMissing(problem)).map((problem) => problem.keyPath),
+  );
+  const suggested = new Set(
+    problems.flatMap((problem) => {
+      const match = /^unknown key; did you mean "([^"]+)"\?$/.exec(problem.message);
+      return match ? [`${parentKeyPath(problem.keyPath)}${match[1]}`] : [];
+    }),
+  );
+  const lastMissingIndex = new Map<string, number>();
+  problems.forEach((problem, index) => {
+    if (isMissing(problem)) lastMissingIndex.set(problem.keyPath, index);
+  });
+  const kept = problems.filter((problem, index) => {
+    if (envPaths.has(problem.keyPath)) return false;
+    if (!isMissing(problem)) return true;
+    return (
+      !withRealProblem.has(problem.keyPath) &&
+      !suggested.has(problem.keyPath) &&
+      lastMissingIndex.get(problem.keyPath) === index
+    );
+  });
+  return [...envProblems, ...kept];
+}
+
+/** `sources[0].hots` → `sources[0].`; `intervall` → ``. */
+function parentKeyPath(keyPath: string): string {
+  const dot = keyPath.lastIndexOf('.');
+  return dot === -1 ? '' : keyPath.slice(0, dot + 1);
+}
+
+async function readYaml(displayPath: string, absolutePath: string, exampleKeys: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(absolutePath, 'utf8');
@@ -85,6 +133,12 @@ async function readYaml(displayPath: string, absolutePath: string): Promise<unkn
       cause: err,
     });
   }
+  const notAMapping = (got: string) => {
+    const problem = `${displayPath}: (top level): expected a mapping of keys (${exampleKeys} …), got ${got}`;
+    return new SyncError('E_CONFIG', problem, { path: displayPath, problems: [problem] });
+  };
+  // Only blank lines and comments: js-yaml calls that a syntax error, but it is simply empty.
+  if (/^(\s*(#.*)?(\r?\n|$))*$/.test(text)) throw notAMapping('an empty file');
   let tree: unknown;
   try {
     tree = load(text, { filename: displayPath });
@@ -92,7 +146,7 @@ async function readYaml(displayPath: string, absolutePath: string): Promise<unkn
     if (!(err instanceof YAMLException)) throw err;
     const line = (err.mark?.line ?? 0) + 1;
     const column = (err.mark?.column ?? 0) + 1;
-    const problem = `${displayPath}:${line}:${column}: YAML syntax error: ${err.reason}`;
+    const problem = `${displayPath}:${line}:${column}: YAML syntax error: ${err.reason} (check the indentation, quotes and brackets there or just before)`;
     throw new SyncError('E_CONFIG', problem, {
       path: displayPath,
       line,
@@ -101,10 +155,9 @@ async function readYaml(displayPath: string, absolutePath: string): Promise<unkn
       cause: err,
     });
   }
-  if (tree === null || typeof tree !== 'object' || Array.isArray(tree)) {
-    const problem = `${displayPath}: expected a mapping of keys (such as incoming: and sources:), got ${tree === undefined || tree === null ? 'an empty file' : typeof tree}`;
-    throw new SyncError('E_CONFIG', problem, { path: displayPath, problems: [problem] });
-  }
+  if (tree === undefined || tree === null) throw notAMapping('an empty document');
+  if (Array.isArray(tree)) throw notAMapping('a list');
+  if (typeof tree !== 'object') throw notAMapping(`a ${typeof tree} (${JSON.stringify(tree)})`);
   return tree;
 }
 

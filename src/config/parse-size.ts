@@ -21,6 +21,8 @@ export function parseSize(text: string | number): number | undefined {
   const unit = (match[2] ?? '').toLowerCase();
   const factor = unit === '' ? 1 : SIZE_UNITS_BYTES[unit];
   if (factor === undefined) return undefined;
+  // A byte is the smallest unit: `1.5` or `1.5B` is a mistake, not 2 bytes.
+  if (factor === 1 && match[1]?.includes('.')) return undefined;
   const bytes = Math.round(Number(match[1]) * factor);
   return Number.isSafeInteger(bytes) ? bytes : undefined;
 }

@@ -36,7 +36,21 @@ export function intIn(min: number, max: number) {
   return z.preprocess(numeric, z.int(message).min(min, message).max(max, message));
 }
 
-export const booleanValue = z.boolean(expected('true or false'));
+/** `"true"`/`"false"` strings are accepted too, so a boolean may come from `${VAR}`. */
+export const booleanValue = z.preprocess(
+  (value) => (value === 'true' ? true : value === 'false' ? false : value),
+  z.boolean(expected('true or false')),
+);
+
+/** One of a fixed set of words. */
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, expected(`one of ${values.join(', ')}`));
+}
+
+/** A list of mappings; `what` names one item (`source`, `destination`). */
+export function listOf<T extends z.ZodType>(item: T, what: string) {
+  return z.array(item, expected(`a list of ${what}s`)).min(1, expected(`at least one ${what}`));
+}
 
 export const nonEmptyString = z
   .string(expected('a non-empty string'))
@@ -48,9 +62,12 @@ export const durationMs = z
   .transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined) {
+      // A bare number is refused on purpose (seconds or milliseconds?): say which unit to add.
+      const bare = /^\s*\d+(\.\d+)?\s*$/.test(String(value));
+      const hint = bare ? ` (add a unit, as in ${String(value).trim()}s)` : '';
       ctx.addIssue({
         code: 'custom',
-        message: `expected a duration such as 500ms, 30s, 5m or 2h, got ${describeValue(value)}`,
+        message: `expected a duration such as 500ms, 30s, 5m or 2h, got ${describeValue(value)}${hint}`,
       });
       return z.NEVER;
     }
@@ -85,13 +102,34 @@ export const fileModeBits = z
     return Number.parseInt(value.trim(), 8);
   });
 
-/** A glob or a list of globs; one string is a list of one. */
-export const globList = z
-  .union(
-    [nonEmptyString, z.array(nonEmptyString, expected('a list of glob patterns'))],
-    expected('a glob pattern or a list of them'),
-  )
-  .transform((value) => (Array.isArray(value) ? value : [value]));
+/** One string is a list of one; a list keeps its items' own key paths (`include[1]`) in messages. */
+function oneOrList(item: z.ZodType<string, unknown>, what: string) {
+  return z.preprocess(
+    (value) => (typeof value === 'string' ? [value] : value),
+    z.array(item, expected(`${what} or a list of them`)),
+  );
+}
+
+const globPattern = z
+  .string(expected('a glob pattern such as "*.csv"'))
+  .trim()
+  .min(1, expected('a glob pattern such as "*.csv"'));
+
+/** A glob or a list of globs. */
+export const globList = oneOrList(globPattern, 'a glob pattern');
+
+const fingerprint = z
+  .string(expected('a "SHA256:…" fingerprint'))
+  .trim()
+  .min(1, expected('a "SHA256:…" fingerprint'));
+
+/** One pinned host key fingerprint or several (a key rotation); their form is checked by the rules. */
+export const hostKeyList = oneOrList(fingerprint, 'a "SHA256:…" fingerprint');
+
+/** A mapping whose unknown keys are errors, with a message that says what kind of mapping. */
+export function strictMapping<T extends z.core.$ZodLooseShape>(shape: T, what: string) {
+  return z.strictObject(shape, expected(what));
+}
 
 export const jobName = z
   .string(expected('a name'))
@@ -102,13 +140,20 @@ export const jobName = z
 
 /** A local path: `~` is the home folder; a relative path is relative to the config file's folder. */
 export function localPath(ctx: LoadContext) {
-  return nonEmptyString.transform((value) => resolveLocalPath(value, ctx.configDir));
+  return nonEmptyString.transform((value) => resolveLocalPath(value, ctx));
 }
 
-export function resolveLocalPath(value: string, configDir: string): string {
-  if (value === '~') return homedir();
-  if (value.startsWith('~/')) return resolve(homedir(), value.slice(2));
-  return isAbsolute(value) ? resolve(value) : resolve(configDir, value);
+/**
+ * `~` and `~/…` are the home folder (HOME from the given environment, so loading
+ * reads no global state); any other relative path is relative to the config
+ * file's folder, never to the working directory.
+ */
+export function resolveLocalPath(value: string, ctx: LoadContext): string {
+  const home = ctx.env.HOME || homedir();
+  const trimmed = value.trim();
+  if (trimmed === '~') return resolve(home);
+  if (trimmed.startsWith('~/')) return resolve(home, trimmed.slice(2));
+  return isAbsolute(trimmed) ? resolve(trimmed) : resolve(ctx.configDir, trimmed);
 }
 
 /** Remote paths are kept as written (absolute, or relative to the login folder), without a trailing slash. */
@@ -126,9 +171,7 @@ export const sftpConnectionShape = {
   password_env: nonEmptyString.optional(),
   agent: booleanValue.optional(),
   known_hosts: nonEmptyString.optional(),
-  host_key: z
-    .union([nonEmptyString, z.array(nonEmptyString)], expected('a "SHA256:…" fingerprint or a list of them'))
-    .optional(),
+  host_key: hostKeyList.optional(),
   insecure_skip_host_key_check: booleanValue.optional(),
   connections: intIn(1, 32).default(4),
   connect_timeout: durationMs.default(20_000),
@@ -148,7 +191,7 @@ export type RawSftpConnection = {
   password_env?: string | undefined;
   agent?: boolean | undefined;
   known_hosts?: string | undefined;
-  host_key?: string | string[] | undefined;
+  host_key?: string[] | undefined;
   insecure_skip_host_key_check?: boolean | undefined;
   connections: number;
   connect_timeout: number;
@@ -185,7 +228,7 @@ function toAuth(raw: RawSftpConnection, ctx: LoadContext): SftpAuth {
     const passphrase = raw.passphrase_env ? ctx.env[raw.passphrase_env] : undefined;
     return {
       kind: 'key',
-      privateKeyPath: resolveLocalPath(raw.private_key, ctx.configDir),
+      privateKeyPath: resolveLocalPath(raw.private_key, ctx),
       ...(passphrase !== undefined ? { passphrase: new Secret(passphrase) } : {}),
     };
   }
@@ -196,10 +239,8 @@ function toAuth(raw: RawSftpConnection, ctx: LoadContext): SftpAuth {
 
 function toHostKeyCheck(raw: RawSftpConnection, ctx: LoadContext): HostKeyCheck {
   if (raw.known_hosts !== undefined) {
-    return { kind: 'known_hosts', knownHostsPath: resolveLocalPath(raw.known_hosts, ctx.configDir) };
+    return { kind: 'known_hosts', knownHostsPath: resolveLocalPath(raw.known_hosts, ctx) };
   }
-  if (raw.host_key !== undefined) {
-    return { kind: 'fingerprint', fingerprints: Array.isArray(raw.host_key) ? raw.host_key : [raw.host_key] };
-  }
+  if (raw.host_key !== undefined) return { kind: 'fingerprint', fingerprints: raw.host_key };
   return { kind: 'insecure' };
 }

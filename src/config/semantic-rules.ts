@@ -13,6 +13,9 @@ export interface ConfigProblem {
 
 type RawMap = Record<string, unknown>;
 
+/** How every "key absent" message starts, so the loader can keep one line per missing key. */
+export const MISSING = 'required key is missing';
+
 /**
  * Rules that span keys or touch the machine (files that must exist, variables that
  * must be set, folders that must not nest). They read the raw tree defensively so
@@ -48,6 +51,15 @@ export function fetcherRules(tree: unknown, ctx: LoadContext): ConfigProblem[] {
           [...path, 'move_to'],
           'after_fetch: move needs move_to (the remote folder to move fetched files into)',
         ),
+      );
+    }
+    if (
+      isText(source.move_to) &&
+      isText(source.remote_dir) &&
+      trimSlashes(source.move_to) === trimSlashes(source.remote_dir)
+    ) {
+      problems.push(
+        at([...path, 'move_to'], 'move_to is remote_dir itself: name another folder (e.g. remote_dir/done)'),
       );
     }
     if (source.move_to !== undefined && source.after_fetch !== 'move') {
@@ -100,9 +112,7 @@ export function copierRules(tree: unknown, ctx: LoadContext): ConfigProblem[] {
     if (!isSftp) {
       const dir = localPathAt(destination, 'path', ctx);
       if (!dir) {
-        problems.push(
-          at([...path, 'path'], 'a destination needs path (a local folder) or url (sftp://user@host/path)'),
-        );
+        problems.push(at([...path, 'path'], `${MISSING}: a local folder, or url: sftp://user@host/folder`));
         return;
       }
       for (const key of SFTP_ONLY_KEYS) {
@@ -126,24 +136,31 @@ export function copierRules(tree: unknown, ctx: LoadContext): ConfigProblem[] {
       localDestinations.push([label, dir]);
       return;
     }
+    let merged: RawMap = destination;
     if (destination.url !== undefined && destination.host !== undefined) {
       problems.push(at([...path, 'url'], 'set either url or host (with username, port and path), not both'));
-    }
-    let merged: RawMap = destination;
-    if (typeof destination.url === 'string') {
-      const url = parseSftpUrl(destination.url);
-      if (typeof url === 'string') {
-        problems.push(at([...path, 'url'], url));
-        return;
-      }
-      merged = { ...destination, host: url.host, username: destination.username ?? url.username };
-      if (destination.path === undefined && url.path === '/') {
-        problems.push(
-          at([...path, 'url'], 'the URL names no remote folder: add it, as in sftp://user@host/inbound'),
-        );
+    } else if (destination.url !== undefined) {
+      // A url that is not text is the schema's to report.
+      const url = isText(destination.url) ? parseSftpUrl(destination.url) : undefined;
+      if (typeof url !== 'object') {
+        if (url !== undefined) problems.push(at([...path, 'url'], url));
+        // The URL's own problem is enough: do not also report the host it failed to name.
+        merged = { ...destination, host: '(from url)', username: destination.username ?? '(from url)' };
+      } else {
+        merged = { ...destination, host: url.host, username: destination.username ?? url.username };
+        const both = (key: string, part: string) =>
+          problems.push(at([...path, key], `the url already gives the ${part}: keep one of them`));
+        if (url.username !== undefined && destination.username !== undefined) both('username', 'user');
+        if (url.port !== undefined && destination.port !== undefined) both('port', 'port');
+        if (url.path !== '/' && destination.path !== undefined) both('path', 'remote folder');
+        if (destination.path === undefined && url.path === '/') {
+          problems.push(
+            at([...path, 'url'], 'the URL names no remote folder: add it, as in sftp://user@host/inbound'),
+          );
+        }
       }
     } else if (!isText(destination.path)) {
-      problems.push(at([...path, 'path'], 'an SFTP destination needs path (the remote folder)'));
+      problems.push(at([...path, 'path'], `${MISSING}: the remote folder of this SFTP destination`));
     }
     if (destination.link === 'hardlink') {
       problems.push(
@@ -167,6 +184,12 @@ const SFTP_ONLY_KEYS = [
   'host_key',
   'insecure_skip_host_key_check',
   'connections',
+  'connect_timeout',
+  'operation_timeout',
+  'keepalive_interval',
+  'retries',
+  'read_concurrency',
+  'chunk_size',
 ] as const;
 
 /** Auth, host key and referenced files of one SFTP endpoint. */
@@ -176,8 +199,8 @@ export function checkConnection(
   ctx: LoadContext,
   problems: ConfigProblem[],
 ): void {
-  if (!isText(raw.host)) problems.push(at([...path, 'host'], 'missing: the SFTP server to connect to'));
-  if (!isText(raw.username)) problems.push(at([...path, 'username'], 'missing: the user to log in as'));
+  if (!isText(raw.host)) problems.push(at([...path, 'host'], `${MISSING}: the SFTP server to connect to`));
+  if (!isText(raw.username)) problems.push(at([...path, 'username'], `${MISSING}: the user to log in as`));
 
   const auths = ['private_key', 'password_env', 'agent'].filter(
     (key) => raw[key] !== undefined && raw[key] !== false,
@@ -187,7 +210,7 @@ export function checkConnection(
     problems.push(at(path, `set exactly one of private_key, password_env or agent: true (found ${found})`));
   }
   if (isText(raw.private_key)) {
-    const keyPath = resolveLocalPath(raw.private_key, ctx.configDir);
+    const keyPath = resolveLocalPath(raw.private_key, ctx);
     if (!isReadable(keyPath)) {
       problems.push(
         at([...path, 'private_key'], `cannot read ${keyPath}: check the path and that this user may read it`),
@@ -233,7 +256,7 @@ export function checkConnection(
     );
   }
   if (isText(raw.known_hosts)) {
-    const knownHostsPath = resolveLocalPath(raw.known_hosts, ctx.configDir);
+    const knownHostsPath = resolveLocalPath(raw.known_hosts, ctx);
     if (!isReadable(knownHostsPath)) {
       problems.push(
         at(
@@ -291,7 +314,7 @@ function checkStateApart(
     ['state_dir', 'var/state'],
     ['log_dir', 'log'],
   ] as const) {
-    const dir = localPathAt(root, key, ctx) ?? resolveLocalPath(fallback, ctx.configDir);
+    const dir = localPathAt(root, key, ctx) ?? resolveLocalPath(fallback, ctx);
     for (const [label, dataDir] of dataDirs) {
       if (isInside(dir, dataDir)) {
         problems.push(
@@ -354,7 +377,7 @@ export function isInside(child: string, parent: string): boolean {
 
 function localPathAt(map: RawMap, key: string, ctx: LoadContext): string | undefined {
   const value = map[key];
-  return isText(value) ? resolveLocalPath(value.trim(), ctx.configDir) : undefined;
+  return isText(value) ? resolveLocalPath(value.trim(), ctx) : undefined;
 }
 
 function sizeOf(value: unknown): number | undefined {
@@ -381,6 +404,11 @@ function isReadable(path: string): boolean {
 
 function asMap(value: unknown): RawMap | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as RawMap) : undefined;
+}
+
+function trimSlashes(remotePath: string): string {
+  const trimmed = remotePath.trim();
+  return trimmed.length > 1 ? trimmed.replace(/\/+$/, '') : trimmed;
 }
 
 function isText(value: unknown): value is string {

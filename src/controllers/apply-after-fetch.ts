@@ -46,9 +46,16 @@ export async function applyAfterFetch(input: ApplyAfterFetchInput): Promise<stri
     await ledger.setAfterFetchState(record, 'done');
     return undefined;
   } catch (err) {
-    const error = toSyncError(err, { op: record.afterFetch === 'delete' ? 'delete remote' : 'move remote', path: record.remotePath, host: remote.label });
+    const error = toSyncError(err, {
+      op: record.afterFetch === 'delete' ? 'delete remote' : 'move remote',
+      path: record.remotePath,
+      host: remote.label,
+    });
     const line = formatErrorLine(error);
-    log.warn({ source: source.name, remotePath: record.remotePath, err: error }, `after_fetch ${record.afterFetch} failed, retried next pass: ${line}`);
+    log.warn(
+      { source: source.name, remotePath: record.remotePath, err: error },
+      `after_fetch ${record.afterFetch} failed, retried next pass: ${line}`,
+    );
     await ledger.setAfterFetchState(record, 'pending', line);
     return line;
   }
@@ -61,6 +68,9 @@ function logOutcome(log: Logger, record: FetchRecord, outcome: string, toPath?: 
       `left ${record.remotePath} in place: it changed after it was fetched, so the new version will be fetched`,
     );
   } else {
-    log.debug({ source: record.source, remotePath: record.remotePath, outcome, ...(toPath ? { toPath } : {}) }, `after_fetch ${record.afterFetch}: ${outcome}`);
+    log.debug(
+      { source: record.source, remotePath: record.remotePath, outcome, ...(toPath ? { toPath } : {}) },
+      `after_fetch ${record.afterFetch}: ${outcome}`,
+    );
   }
 }

@@ -13,7 +13,7 @@ import type { Storage } from '../storage/storage.js';
 import { applyAfterFetch } from './apply-after-fetch.js';
 import { fetchOneFile } from './fetch-one-file.js';
 import { type FetchCandidate, listFetchCandidates } from './list-fetch-candidates.js';
-import { emptyReport, noteFileError, noteSkip, type PassReport } from './pass-report.js';
+import { emptyReport, logNotableSkips, noteFileError, noteSkip, type PassReport } from './pass-report.js';
 import type { TransferProgress } from './transfer-progress.js';
 import { recoverCommits } from './recover-commits.js';
 
@@ -65,11 +65,14 @@ export async function runFetchPass(input: FetchPassInput): Promise<PassReport[]>
         if (error.code === 'E_ABORTED' || input.abortSignal.aborted) report.error ??= 'interrupted';
         else {
           report.error = formatErrorLine(error);
-          log.error({ source: handle.source.name, err: error }, `source ${handle.source.name} failed: ${report.error}`);
+          log.error(
+            { source: handle.source.name, err: error },
+            `source ${handle.source.name} failed: ${report.error}`,
+          );
         }
       }
       report.durationMs = now() - startedMs;
-      logNotableSkips(log, handle.source, report);
+      logNotableSkips(log, report);
       return report;
     }),
   );
@@ -91,9 +94,14 @@ async function prepareIncoming(input: FetchPassInput): Promise<void> {
       storage: local,
       dirPath,
       signal: input.abortSignal,
-      onError: (error, path) => log.warn({ path, err: error }, `cannot remove a leftover temporary: ${error.message}`),
+      onError: (error, path) =>
+        log.warn({ path, err: error }, `cannot remove a leftover temporary: ${error.message}`),
     });
-    if (removed.length > 0) log.info({ dirPath, count: removed.length, examples: removed.slice(0, 5) }, `removed ${removed.length} leftover temporaries`);
+    if (removed.length > 0)
+      log.info(
+        { dirPath, count: removed.length, examples: removed.slice(0, 5) },
+        `removed ${removed.length} leftover temporaries`,
+      );
   }
 }
 
@@ -113,14 +121,29 @@ async function fetchSource(
     await Promise.all(
       pending.map((record) =>
         input.limit(async () => {
-          const failure = await applyAfterFetch({ source, remote, ledger, record, log, ...dirModeOf(config) });
+          const failure = await applyAfterFetch({
+            source,
+            remote,
+            ledger,
+            record,
+            log,
+            ...dirModeOf(config),
+          });
           if (failure) noteFileError(report, failure);
         }),
       ),
     );
   }
 
-  const candidates = await listFetchCandidates({ source, remote, ledger, report, nowMs: now(), log, signal: input.stopSignal });
+  const candidates = await listFetchCandidates({
+    source,
+    remote,
+    ledger,
+    report,
+    nowMs: now(),
+    log,
+    signal: input.stopSignal,
+  });
   if (input.dryRun) {
     for (const candidate of candidates) input.onPlan?.(planLine(config, source, candidate, now()));
     report.waiting += candidates.length;
@@ -153,10 +176,21 @@ async function fetchSource(
           const record = await fetchWithRetries(input, handle, candidate, now);
           report.done += 1;
           report.bytes += candidate.sizeBytes;
-          const failure = await applyAfterFetch({ source, remote, ledger, record, log, ...dirModeOf(config) });
+          const failure = await applyAfterFetch({
+            source,
+            remote,
+            ledger,
+            record,
+            log,
+            ...dirModeOf(config),
+          });
           if (failure) noteFileError(report, failure);
         } catch (err) {
-          const error = toSyncError(err, { source: source.name, path: candidate.remotePath, host: remote.label });
+          const error = toSyncError(err, {
+            source: source.name,
+            path: candidate.remotePath,
+            host: remote.label,
+          });
           if (error.code === 'E_ABORTED' || input.abortSignal.aborted) {
             report.waiting += 1;
           } else if (error.code === 'E_CHANGED') {
@@ -164,7 +198,10 @@ async function fetchSource(
             noteSkip(report, 'changed while it was fetched (fetched again later)', candidate.relPath);
           } else {
             noteFileError(report, formatErrorLine(error));
-            log.error({ source: source.name, remotePath: candidate.remotePath, err: error }, `cannot fetch: ${formatErrorLine(error)}`);
+            log.error(
+              { source: source.name, remotePath: candidate.remotePath, err: error },
+              `cannot fetch: ${formatErrorLine(error)}`,
+            );
             if (SOURCE_DOWN_CODES.has(error.code)) sourceDown ??= error;
           }
         } finally {
@@ -194,7 +231,10 @@ async function fetchWithRetries(
 ): Promise<FetchRecord> {
   const { config, ledger, log } = input;
   const { source, remote } = handle;
-  const fileProgress = input.progress?.fileStarted(`${source.name}/${candidate.relPath}`, candidate.sizeBytes);
+  const fileProgress = input.progress?.fileStarted(
+    `${source.name}/${candidate.relPath}`,
+    candidate.sizeBytes,
+  );
   try {
     const record = await retryWithBackoff(
       () =>
@@ -223,7 +263,13 @@ async function fetchWithRetries(
     );
     fileProgress?.done(true);
     log.info(
-      { source: source.name, remotePath: candidate.remotePath, localPath: record.localPath, sizeBytes: record.sizeBytes, sha256: record.sha256 },
+      {
+        source: source.name,
+        remotePath: candidate.remotePath,
+        localPath: record.localPath,
+        sizeBytes: record.sizeBytes,
+        sha256: record.sha256,
+      },
       `fetched ${candidate.remotePath} → ${record.localPath}`,
     );
     return record;
@@ -233,25 +279,24 @@ async function fetchWithRetries(
   }
 }
 
-function planLine(config: FetcherConfig, source: SourceConfig, candidate: FetchCandidate, nowMs: number): string {
+function planLine(
+  config: FetcherConfig,
+  source: SourceConfig,
+  candidate: FetchCandidate,
+  nowMs: number,
+): string {
   const target = posix.join(
     config.incoming,
-    renderLayout(source.incomingLayout, { source: source.name, relPath: candidate.relPath, date: new Date(nowMs) }),
+    renderLayout(source.incomingLayout, {
+      source: source.name,
+      relPath: candidate.relPath,
+      date: new Date(nowMs),
+    }),
   );
   const after = source.afterFetch === 'keep' ? '' : `, then ${source.afterFetch} on the server`;
   return `would fetch ${source.name}:${candidate.remotePath} (${formatSize(candidate.sizeBytes)}) → ${target}${after}`;
 }
 
-function logNotableSkips(log: Logger, source: SourceConfig, report: PassReport): void {
-  for (const [reason, { count, examples }] of Object.entries(report.notableSkips)) {
-    log.warn(
-      { source: source.name, reason, count, examples },
-      `${source.name}: ${count} file${count === 1 ? '' : 's'} skipped — ${reason} (e.g. ${examples.map((example) => JSON.stringify(example)).join(', ')})`,
-    );
-  }
-}
-
 function dirModeOf(config: FetcherConfig): { dirMode?: number } {
   return config.dirMode === undefined ? {} : { dirMode: config.dirMode };
 }
-

@@ -64,14 +64,17 @@ export async function listFetchCandidates(input: ListFetchCandidatesInput): Prom
     skipDir,
     ...(input.signal ? { signal: input.signal } : {}),
     onError: (error, relPath) => {
-      const line = formatErrorLine(toSyncError(error, { op: 'list', path: posix.join(source.remoteDir, relPath), host: remote.label }));
+      const line = formatErrorLine(
+        toSyncError(error, { op: 'list', path: posix.join(source.remoteDir, relPath), host: remote.label }),
+      );
       log.warn({ source: source.name, folder: relPath, err: error }, `cannot list a folder: ${line}`);
       noteFileError(report, line);
     },
   });
   for await (const entry of listing) {
     if (entry.type !== 'dir') report.listed += 1;
-    if (rules.sidecars && entry.type === 'file' && entry.name.endsWith('.sha256')) sidecars.add(entry.relPath);
+    if (rules.sidecars && entry.type === 'file' && entry.name.endsWith('.sha256'))
+      sidecars.add(entry.relPath);
     const selection = selectRemoteEntry(entry, rules);
     if (!selection.take) {
       if (selection.reason === 'folder') continue;
@@ -94,7 +97,10 @@ export async function listFetchCandidates(input: ListFetchCandidatesInput): Prom
     ready = candidates.filter((candidate) => sidecars.has(`${candidate.relPath}.sha256`));
     report.waiting += candidates.length - ready.length;
     if (ready.length < candidates.length) {
-      log.debug({ source: source.name, count: candidates.length - ready.length }, 'files waiting for their .sha256 sidecar');
+      log.debug(
+        { source: source.name, count: candidates.length - ready.length },
+        'files waiting for their .sha256 sidecar',
+      );
     }
   }
   ready.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.relPath < b.relPath ? -1 : 1));
@@ -113,7 +119,8 @@ function folderSkipper(source: SourceConfig): (relPath: string) => boolean {
   const moveToRel = source.moveTo !== undefined ? relativeInside(source.remoteDir, source.moveTo) : undefined;
   const descendIntoDotFolders = includesDotPaths(source.include);
   return (relPath) => {
-    if (moveToRel !== undefined && (relPath === moveToRel || relPath.startsWith(`${moveToRel}/`))) return true;
+    if (moveToRel !== undefined && (relPath === moveToRel || relPath.startsWith(`${moveToRel}/`)))
+      return true;
     return !descendIntoDotFolders && posix.basename(relPath).startsWith('.');
   };
 }
@@ -156,7 +163,12 @@ async function resolveLink(
   return toCandidate(source, entry, stat.sizeBytes, stat.mtimeMs);
 }
 
-function toCandidate(source: SourceConfig, entry: StorageEntry, sizeBytes: number, mtimeMs: number): FetchCandidate {
+function toCandidate(
+  source: SourceConfig,
+  entry: StorageEntry,
+  sizeBytes: number,
+  mtimeMs: number,
+): FetchCandidate {
   return {
     source: source.name,
     remotePath: posix.join(source.remoteDir, entry.relPath),
@@ -167,7 +179,12 @@ function toCandidate(source: SourceConfig, entry: StorageEntry, sizeBytes: numbe
 }
 
 function toKey(candidate: FetchCandidate): FetchKey {
-  return { source: candidate.source, remotePath: candidate.remotePath, sizeBytes: candidate.sizeBytes, mtimeMs: candidate.mtimeMs };
+  return {
+    source: candidate.source,
+    remotePath: candidate.remotePath,
+    sizeBytes: candidate.sizeBytes,
+    mtimeMs: candidate.mtimeMs,
+  };
 }
 
 function keyId(key: FetchKey): string {

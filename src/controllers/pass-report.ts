@@ -1,3 +1,5 @@
+import type { Logger } from '../log/index.js';
+
 /**
  * What one pass did for one source or destination: the numbers of the per-pass
  * summary line, and the skips worth telling the operator about, grouped so a pass
@@ -63,4 +65,14 @@ export function megabytesPerSecond(report: PassReport): number {
 
 export function reportFailed(report: PassReport): boolean {
   return report.error !== undefined || report.failed > 0;
+}
+
+/** One warning per reason per pass, with a count and a few examples, instead of one per file. */
+export function logNotableSkips(log: Logger, report: PassReport): void {
+  for (const [reason, { count, examples }] of Object.entries(report.notableSkips)) {
+    log.warn(
+      { name: report.name, reason, count, examples },
+      `${report.name}: ${count} file${count === 1 ? '' : 's'} — ${reason} (e.g. ${examples.map((example) => JSON.stringify(example)).join(', ')})`,
+    );
+  }
 }

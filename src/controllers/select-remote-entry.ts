@@ -19,7 +19,18 @@ export interface SelectionRules {
  * at the source looks wrong or needs a decision); the others are ordinary filtering.
  */
 export type SkipReason =
-  | { reason: 'folder' | 'not-a-file' | 'not-matched' | 'sidecar' | 'temporary' | 'too-young' | 'too-small' | 'too-large'; warn: false }
+  | {
+      reason:
+        | 'folder'
+        | 'not-a-file'
+        | 'not-matched'
+        | 'sidecar'
+        | 'temporary'
+        | 'too-young'
+        | 'too-small'
+        | 'too-large';
+      warn: false;
+    }
   | { reason: 'unsafe-name' | 'link-not-followed'; warn: true; detail: string };
 
 export type Selection = { take: true; followLink: boolean } | ({ take: false } & SkipReason);
@@ -31,11 +42,17 @@ export function selectRemoteEntry(entry: StorageEntry, rules: SelectionRules): S
   const unsafe = unsafePathReason(entry.relPath);
   if (unsafe) return { take: false, reason: 'unsafe-name', warn: true, detail: unsafe };
   if (isTemporaryName(entry.name)) return { take: false, reason: 'temporary', warn: false };
-  if (rules.sidecars && entry.name.endsWith('.sha256')) return { take: false, reason: 'sidecar', warn: false };
+  if (rules.sidecars && entry.name.endsWith('.sha256'))
+    return { take: false, reason: 'sidecar', warn: false };
   if (!rules.pathFilter(entry.relPath)) return { take: false, reason: 'not-matched', warn: false };
   if (entry.type === 'link') {
     if (!rules.followLinks) {
-      return { take: false, reason: 'link-not-followed', warn: true, detail: 'a link (set follow_links: true to fetch its target)' };
+      return {
+        take: false,
+        reason: 'link-not-followed',
+        warn: true,
+        detail: 'a link (set follow_links: true to fetch its target)',
+      };
     }
     // Size, age and where it points are checked once the link is resolved.
     return { take: true, followLink: true };

@@ -9,6 +9,7 @@ import {
   stdTimeFunctions,
 } from 'pino';
 import pretty from 'pino-pretty';
+import { maskSecretFieldsInLine } from './mask-secret-fields.js';
 import { redactSecrets } from './redact-secrets.js';
 
 export type { Logger };
@@ -45,8 +46,11 @@ export function consoleLevelFor(verbosity: number): Level {
 
 /**
  * One logger for a command run: per-level JSON files in `logDir` and a console
- * stream. Every line passes through `redactSecrets` before any stream sees it, so a
- * secret that slipped into a message or an error is masked everywhere.
+ * stream. Every finished line is masked before any stream sees it, twice over:
+ * every field named like a password, passphrase or private key, at any depth
+ * (fields, child bindings, error context), and then every known secret value and
+ * private key block wherever it appears (`redactSecrets`), so a secret that
+ * slipped into a message or an error is masked everywhere.
  */
 export function createLogger(options: CreateLoggerOptions): Logger {
   const consoleLevel = consoleLevelFor(options.verbosity);
@@ -89,20 +93,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
       base: { pid: process.pid, app: options.app },
       timestamp: stdTimeFunctions.isoTime,
       serializers: { err: serializeError, error: serializeError },
-      redact: {
-        paths: [
-          'password',
-          'passphrase',
-          'privateKey',
-          'private_key',
-          '*.password',
-          '*.passphrase',
-          '*.privateKey',
-          '*.private_key',
-        ],
-        censor: '[REDACTED]',
-      },
-      hooks: { streamWrite: (line: string) => redactSecrets(line, secrets) },
+      hooks: { streamWrite: (line: string) => redactSecrets(maskSecretFieldsInLine(line), secrets) },
     },
     pino.multistream(streams, { dedupe: false }),
   );

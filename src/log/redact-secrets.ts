@@ -1,7 +1,12 @@
 const REDACTED = '[REDACTED]';
 
-/** PEM or OpenSSH private key blocks, raw or as they appear JSON-escaped on one line. */
-const PRIVATE_KEY_BLOCK = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----/g;
+/**
+ * PEM or OpenSSH private key blocks, raw or as they appear JSON-escaped on one line;
+ * a block cut short (no END line, e.g. a truncated message) is masked to the end of
+ * its JSON string.
+ */
+const PRIVATE_KEY_BLOCK =
+  /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|(?:[^"\\]|\\.)*)/g;
 
 /** Secrets shorter than this are not searched for: masking every "ab" would wreck the logs. */
 const MIN_SECRET_LENGTH = 3;

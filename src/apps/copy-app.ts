@@ -1,0 +1,114 @@
+import pLimit from 'p-limit';
+import type { CopierConfig } from '../config/index.js';
+import { runCopyPass } from '../controllers/copy-pass.js';
+import { acquireStateLock, openSqliteLedger } from '../ledger/index.js';
+import { createLocalStorage, createSftpStorage } from '../storage/index.js';
+import { abortAfterGrace } from './abort-after-grace.js';
+import type { AppContext } from './app-context.js';
+import { closeAll } from './close-all.js';
+import { finishPass } from './pass-outcome.js';
+import { createProgressLine } from './progress-line.js';
+import { type PassOutcome, runLoop } from './run-loop.js';
+import { formatSummaryTable } from './summary-table.js';
+import { watchFolder } from './watch-folder.js';
+
+const COMMAND = 'copy-files';
+
+/**
+ * The copier: one lock on `state_dir`, one ledger of deliveries, one storage per
+ * destination kept across passes; passes on the interval, or on changes in incoming
+ * with `watch: true`.
+ */
+export async function runCopyApp(context: AppContext<CopierConfig>): Promise<PassOutcome> {
+  const { config, log } = context;
+  const lock = context.dryRun
+    ? undefined
+    : await acquireStateLock({ stateDir: config.stateDir, command: COMMAND });
+  const ledger = openSqliteLedger({
+    stateDir: config.stateDir,
+    fileName: `${COMMAND}.sqlite`,
+    readOnly: context.dryRun,
+  });
+  const local = createLocalStorage();
+  const destinations = config.destinations.map((destination) => ({
+    destination,
+    storage:
+      destination.kind === 'local'
+        ? local
+        : createSftpStorage({
+            connection: destination.sftp,
+            log: log.child({ destination: destination.name }),
+          }),
+  }));
+  for (const destination of config.destinations.filter((item) => !item.enabled)) {
+    log.info(
+      { destination: destination.name },
+      `destination ${destination.name} is disabled: its files wait in incoming`,
+    );
+  }
+  const abortSignal = abortAfterGrace(context.stopSignal, config.shutdownGraceMs, context.forceSignal);
+  const limit = pLimit(config.concurrencyLimit);
+  const reportedUnmatched = new Set<string>();
+  const watch = config.watch && !context.dryRun ? watchFolder(config.incoming, log) : undefined;
+
+  try {
+    return await runLoop({
+      loop: config,
+      ...(context.stopOnLoop !== undefined
+        ? { stopOnLoop: context.stopOnLoop }
+        : context.dryRun
+          ? { stopOnLoop: 1 }
+          : {}),
+      stopSignal: context.stopSignal,
+      log,
+      ...(watch ? { waitForNextPass: watch.waitForNextPass } : {}),
+      runPass: async (passNumber) => {
+        const startedAtMs = Date.now();
+        const progress =
+          context.interactive && !context.dryRun ? createProgressLine(process.stderr) : undefined;
+        const reports = await runCopyPass({
+          config,
+          destinations,
+          local,
+          ledger,
+          log,
+          limit,
+          dryRun: context.dryRun,
+          stopSignal: context.stopSignal,
+          abortSignal,
+          onPlan: (line) => context.stdout.write(`${line}\n`),
+          ...(progress ? { progress } : {}),
+          reportedUnmatched,
+        });
+        progress?.close();
+        if (context.interactive) {
+          context.stdout.write(
+            formatSummaryTable(passNumber, reports, { nameHeading: 'destination', doneHeading: 'copied' }),
+          );
+        }
+        return finishPass({
+          command: COMMAND,
+          passNumber,
+          startedAtMs,
+          reports,
+          interrupted: context.stopSignal.aborted,
+          log,
+          ...(context.dryRun ? {} : { ledger }),
+        });
+      },
+    });
+  } finally {
+    watch?.close();
+    await closeAll(log, [
+      ...destinations
+        .filter(({ storage }) => storage !== local)
+        .map(
+          ({ storage }) =>
+            () =>
+              storage.close(),
+        ),
+      () => ledger.close(),
+      () => lock?.release(),
+    ]);
+  }
+}

@@ -1,0 +1,173 @@
+import type Database from 'better-sqlite3';
+import type { SyncError } from '../errors/index.js';
+import { isSqliteError, isStatementOnlySqliteError } from './to-ledger-error.js';
+
+export interface GroupCommitOptions {
+  /** Longest a write waits for others to share its commit. */
+  commitDelayMs: number;
+  /** A commit starts at once when this many writes wait. */
+  maxBatchWrites: number;
+  /** Wraps any failure as the SyncError the writer sees. */
+  toError: (err: unknown, op: string) => SyncError;
+}
+
+export interface GroupCommitStats {
+  /** Transactions committed. */
+  commits: number;
+  /** Writes made durable by those transactions. */
+  committedWrites: number;
+  /** Transactions that failed and were rolled back (every write in them rejected). */
+  failedBatches: number;
+}
+
+interface PendingWrite {
+  value: unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: SyncError) => void;
+}
+
+/**
+ * Group commit over one SQLite connection. Each write is applied at once inside a
+ * write transaction that stays open for up to `commitDelayMs` (or `maxBatchWrites`
+ * writes); one COMMIT (one fsync) then makes the whole batch durable, and only then do
+ * the writes' promises resolve. Because the writes are already applied, reads on the
+ * same connection see them before they are committed, with no overlay to maintain.
+ *
+ * A write that fails on its own (a constraint, a bad argument, a SyncError thrown by
+ * the write itself) rejects alone and the batch goes on; a failure that may have undone
+ * the transaction (disk full, I/O, busy) rolls the batch back and rejects every write
+ * in it, since none of them is durable.
+ */
+export class GroupCommit {
+  private readonly db: Database.Database;
+  private readonly options: GroupCommitOptions;
+  private readonly beginStatement: Database.Statement;
+  private readonly commitStatement: Database.Statement;
+  private batch: PendingWrite[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly counters: GroupCommitStats = { commits: 0, committedWrites: 0, failedBatches: 0 };
+
+  constructor(db: Database.Database, options: GroupCommitOptions) {
+    this.db = db;
+    this.options = options;
+    // IMMEDIATE: take the write lock when the batch opens, so COMMIT cannot fail on it later.
+    this.beginStatement = db.prepare('BEGIN IMMEDIATE');
+    this.commitStatement = db.prepare('COMMIT');
+  }
+
+  /** Applies `apply` now inside the open batch; resolves with its result once the batch has committed. */
+  write<T>(op: string, apply: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      try {
+        if (!this.db.inTransaction) this.beginStatement.run();
+      } catch (err) {
+        reject(this.options.toError(err, op));
+        return;
+      }
+      let value: T;
+      try {
+        value = apply();
+      } catch (err) {
+        const wrapped = this.options.toError(err, op);
+        if (this.db.inTransaction && isWriteOnlyFailure(err)) {
+          reject(wrapped);
+          this.scheduleCommit();
+        } else {
+          this.failBatch(wrapped, reject);
+        }
+        return;
+      }
+      this.batch.push({ value, resolve: resolve as (value: unknown) => void, reject });
+      if (this.batch.length >= this.options.maxBatchWrites) this.commitNow();
+      else this.scheduleCommit();
+    });
+  }
+
+  /** Commits the open batch now (e.g. before close). Failures reach the writers, not the caller. */
+  commitNow(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const batch = this.batch;
+    this.batch = [];
+    if (!this.db.inTransaction) {
+      // Nothing to commit; writes still waiting here lost their transaction, so they are not durable.
+      if (batch.length > 0) {
+        this.counters.failedBatches += 1;
+        this.settle(
+          batch,
+          this.options.toError(
+            new Error('ledger transaction ended before its commit'),
+            'commit ledger writes',
+          ),
+        );
+      }
+      return;
+    }
+    try {
+      this.commitStatement.run();
+    } catch (err) {
+      this.rollbackQuietly();
+      this.counters.failedBatches += 1;
+      this.settle(batch, this.options.toError(err, 'commit ledger writes'));
+      return;
+    }
+    this.counters.commits += 1;
+    this.counters.committedWrites += batch.length;
+    this.settle(batch, undefined);
+  }
+
+  get pendingWrites(): number {
+    return this.batch.length;
+  }
+
+  stats(): GroupCommitStats {
+    return { ...this.counters };
+  }
+
+  private scheduleCommit(): void {
+    if (this.timer !== undefined) return;
+    // Not unref'd: a caller awaiting a write must keep the process alive until it is durable.
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.commitNow();
+    }, this.options.commitDelayMs);
+  }
+
+  private failBatch(err: SyncError, rejectCurrent: (err: SyncError) => void): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    this.rollbackQuietly();
+    const batch = this.batch;
+    this.batch = [];
+    this.counters.failedBatches += 1;
+    this.settle(batch, err);
+    rejectCurrent(err);
+  }
+
+  private rollbackQuietly(): void {
+    if (!this.db.inTransaction) return;
+    try {
+      this.db.exec('ROLLBACK');
+    } catch {
+      // SQLite may have rolled back already; the connection stays usable either way.
+    }
+  }
+
+  private settle(batch: PendingWrite[], err: SyncError | undefined): void {
+    for (const write of batch) {
+      if (err) write.reject(err);
+      else write.resolve(write.value);
+    }
+  }
+}
+
+/** Failures that touched nothing but the one write: the open transaction holds only good writes. */
+function isWriteOnlyFailure(err: unknown): boolean {
+  if (isSqliteError(err)) return isStatementOnlySqliteError(err);
+  // Bad arguments (TypeError/RangeError from binding) and our own checks fail before SQLite changes anything.
+  return true;
+}

@@ -1,0 +1,178 @@
+import type { Client, SFTPWrapper } from 'ssh2';
+import { type ErrorContext, SyncError, withDeadline } from '../../errors/index.js';
+import { mapSftpError } from './map-sftp-error.js';
+import type { SshConnection } from './connect-ssh.js';
+
+/** ssh2 internals read once per session: the server's extensions and its `limits@openssh.com` answer. */
+interface Ssh2SftpInternals {
+  _extensions?: Record<string, string>;
+  _maxReadLen?: number;
+  _maxWriteLen?: number;
+}
+
+/** What ssh2 uses without `limits@openssh.com` on a non-OpenSSH server (34000 minus overhead). */
+const CONSERVATIVE_IO_BYTES = 31_952;
+
+export type RequestCallback<T> = (err: Error | null | undefined, value?: T) => void;
+
+export interface SessionExtensions {
+  posixRename: boolean;
+  statvfs: boolean;
+  fsync: boolean;
+  hardlink: boolean;
+}
+
+let nextSessionId = 1;
+
+/**
+ * One SSH connection with its SFTP channel. Every request goes through `request`,
+ * which puts a deadline on it; a request that times out may have wedged the
+ * channel, so the session destroys itself and the pool replaces it. Whatever ends
+ * the connection (error, close, timeout, keepalive) marks the session broken and
+ * fails its pending requests at once, so nothing waits for a deadline it need not.
+ */
+export class SftpSession {
+  readonly id = nextSessionId++;
+  readonly client: Client;
+  readonly sftp: SFTPWrapper;
+  readonly hostLabel: string;
+  readonly operationTimeoutMs: number;
+  readonly extensions: SessionExtensions;
+  /** Largest read the server answers in full (limits@openssh.com), as ssh2 learnt it. */
+  readonly maxReadBytes: number;
+  readonly maxWriteBytes: number;
+  #broken: SyncError | undefined;
+  readonly #onBreak = new Set<(reason: SyncError) => void>();
+
+  constructor(connection: SshConnection, hostLabel: string, operationTimeoutMs: number) {
+    this.client = connection.client;
+    this.sftp = connection.sftp;
+    this.hostLabel = hostLabel;
+    this.operationTimeoutMs = operationTimeoutMs;
+    const internals = connection.sftp as unknown as Ssh2SftpInternals;
+    const offered = internals._extensions ?? {};
+    this.extensions = {
+      posixRename: offered['posix-rename@openssh.com'] === '1',
+      statvfs: offered['statvfs@openssh.com'] === '2',
+      fsync: offered['fsync@openssh.com'] === '1',
+      hardlink: offered['hardlink@openssh.com'] === '1',
+    };
+    this.maxReadBytes = positiveOr(internals._maxReadLen, CONSERVATIVE_IO_BYTES);
+    this.maxWriteBytes = positiveOr(internals._maxWriteLen, CONSERVATIVE_IO_BYTES);
+
+    const lost = (what: string) => (err?: Error) =>
+      this.markBroken(
+        new SyncError('E_CONNECTION', `connection to ${hostLabel} ${what}${err ? `: ${err.message}` : ''}`, {
+          op: 'session',
+          host: hostLabel,
+          hint: 'the server or the network dropped the connection; it is retried',
+          ...(err ? { cause: err } : {}),
+        }),
+      );
+    this.client.on('error', lost('failed'));
+    this.client.on('close', lost('closed'));
+    this.client.on('end', lost('ended'));
+    this.sftp.on('error', lost('failed (SFTP channel)'));
+    this.sftp.on('close', lost('closed (SFTP channel)'));
+    this.sftp.on('end', lost('ended (SFTP channel)'));
+  }
+
+  get broken(): boolean {
+    return this.#broken !== undefined;
+  }
+
+  /** Why the session broke, for requests that find it broken. */
+  get brokenReason(): SyncError | undefined {
+    return this.#broken;
+  }
+
+  /** Calls `listener` once when the session breaks (at once when it already has); returns an unsubscribe. */
+  onBreak(listener: (reason: SyncError) => void): () => void {
+    if (this.#broken) {
+      listener(this.#broken);
+      return () => undefined;
+    }
+    this.#onBreak.add(listener);
+    return () => this.#onBreak.delete(listener);
+  }
+
+  /**
+   * One SFTP request under the operation deadline. `issue` starts it with ssh2 and
+   * hands ssh2's callback result to `done`; errors come back mapped with op, path and host.
+   */
+  request<T>(context: ErrorContext & { op: string }, issue: (done: RequestCallback<T>) => void): Promise<T> {
+    const fullContext = { ...context, host: this.hostLabel };
+    if (this.#broken) return Promise.reject(this.#broken.withContext(fullContext));
+    let unsubscribe: () => void = () => undefined;
+    const pending = new Promise<T>((resolve, reject) => {
+      unsubscribe = this.onBreak((reason) => reject(reason.withContext(fullContext)));
+      try {
+        issue((err, value) => {
+          unsubscribe();
+          if (err) reject(mapSftpError(err, fullContext));
+          else resolve(value as T);
+        });
+      } catch (err) {
+        unsubscribe();
+        reject(mapSftpError(err, fullContext));
+      }
+    });
+    return withDeadline(pending, this.operationTimeoutMs, fullContext, () => {
+      unsubscribe();
+      this.destroy(`${context.op} got no answer within ${this.operationTimeoutMs} ms`);
+    });
+  }
+
+  /** Marks the session broken and drops the connection at once. */
+  destroy(reason: string): void {
+    this.markBroken(
+      new SyncError('E_CONNECTION', `connection to ${this.hostLabel} dropped: ${reason}`, {
+        op: 'session',
+        host: this.hostLabel,
+        hint: 'the server or the network stopped answering; it is retried',
+      }),
+    );
+    this.client.destroy();
+  }
+
+  /** Ends the connection politely, destroying it when the server does not answer within `timeoutMs`. */
+  async end(timeoutMs: number): Promise<void> {
+    if (this.isSocketGone()) {
+      this.destroy('closed');
+      return;
+    }
+    const closed = new Promise<void>((resolve) => this.client.once('close', () => resolve()));
+    this.markBroken(
+      new SyncError('E_CONNECTION', `connection to ${this.hostLabel} was closed by this program`, {
+        op: 'session',
+        host: this.hostLabel,
+        retryable: false,
+      }),
+    );
+    try {
+      this.client.end();
+      await withDeadline(closed, timeoutMs, { op: 'close', host: this.hostLabel });
+    } catch {
+      // A server that does not answer the goodbye is dropped.
+    } finally {
+      this.client.destroy();
+    }
+  }
+
+  private isSocketGone(): boolean {
+    const socket = (this.client as unknown as { _sock?: { destroyed?: boolean } })._sock;
+    return !socket || socket.destroyed === true;
+  }
+
+  private markBroken(reason: SyncError): void {
+    if (this.#broken) return;
+    this.#broken = reason;
+    const listeners = [...this.#onBreak];
+    this.#onBreak.clear();
+    for (const listener of listeners) listener(reason);
+  }
+}
+
+function positiveOr(value: number | undefined, fallback: number): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : fallback;
+}
