@@ -113,6 +113,7 @@ export interface EmbeddedSftpServer {
   readonly hostKeyFingerprint: string;
   /** `ssh-ed25519 AAAA…`, for a known_hosts line. */
   readonly hostPublicKey: string;
+  /** TCP connections open now, logged in or not. */
   clientConnections(): number;
   setFaults(faults: EmbeddedSftpFaults): void;
   counters(): EmbeddedSftpServerCounters;
@@ -179,6 +180,8 @@ export async function startEmbeddedSftpServer(
     readdirBatches: 0,
   };
   const sockets = new Map<string, Socket>();
+  /** Handle closes still running after a disconnect; `stop` waits for them so no descriptor outlives it. */
+  const pendingCleanups = new Set<Promise<unknown>>();
   let nextConnectionId = 1;
 
   const fire = (conn: ConnectionState, fault: EmbeddedSftpFaultName, virtualPath?: string): void => {
@@ -211,7 +214,9 @@ export async function startEmbeddedSftpServer(
     log(`connection ${conn.id}: from ${info.ip}:${info.port}`);
     socket.once('close', () => {
       conn.closed.abort();
-      for (const cleanup of conn.cleanups) void cleanup();
+      const cleaned = Promise.allSettled([...conn.cleanups].map((cleanup) => cleanup()));
+      pendingCleanups.add(cleaned);
+      void cleaned.finally(() => pendingCleanups.delete(cleaned));
       log(`connection ${conn.id}: closed`);
     });
     client.on('error', (err: Error) => log(`connection ${conn.id}: ${err.message}`));
@@ -325,7 +330,7 @@ export async function startEmbeddedSftpServer(
         sftp.data(reqId, buffer.subarray(0, bytesRead));
         counters.readsServed += 1;
         counters.bytesSent += bytesRead;
-        if (cut) counters.shortReads += 1;
+        if (cut && bytesRead === wantBytes) counters.shortReads += 1;
         conn.faultBytesSent += bytesRead;
         if (active.dropAfterBytes !== undefined && conn.faultBytesSent >= active.dropAfterBytes) {
           counters.droppedConnections += 1;
@@ -461,14 +466,14 @@ export async function startEmbeddedSftpServer(
 
     sftp.on('REMOVE', (reqId, path) => {
       serve(reqId, 'remove', path, async () => {
-        await unlink(await jail.real(jail.virtual(path), false));
+        await unlink(await jail.realToChange(path));
         ok(reqId);
       });
     });
 
     sftp.on('RMDIR', (reqId, path) => {
       serve(reqId, 'rmdir', path, async () => {
-        await rmdir(await jail.real(jail.virtual(path), false));
+        await rmdir(await jail.realToChange(path));
         ok(reqId);
       });
     });
@@ -476,15 +481,15 @@ export async function startEmbeddedSftpServer(
     sftp.on('MKDIR', (reqId, path, attrs) => {
       serve(reqId, 'mkdir', path, async () => {
         const mode = typeof attrs.mode === 'number' ? attrs.mode & 0o7777 : 0o755;
-        await mkdir(await jail.real(jail.virtual(path), false), { mode });
+        await mkdir(await jail.realToChange(path), { mode });
         ok(reqId);
       });
     });
 
     sftp.on('RENAME', (reqId, oldPath, newPath) => {
       serve(reqId, 'rename', oldPath, async () => {
-        const fromReal = await jail.real(jail.virtual(oldPath), false);
-        const toReal = await jail.real(jail.virtual(newPath), false);
+        const fromReal = await jail.realToChange(oldPath);
+        const toReal = await jail.realToChange(newPath);
         // SFTP v3 rename never replaces (OpenSSH links then unlinks): refuse an existing target.
         const existing = await lstat(toReal).catch(() => undefined);
         if (existing) throw new SftpStatus(STATUS.FAILURE, `target exists: ${jail.virtual(newPath)}`);
@@ -519,7 +524,9 @@ export async function startEmbeddedSftpServer(
     },
     counters: () => ({ ...counters }),
     stop(): Promise<void> {
-      stopping ??= stopServer(netServer, [...sockets.values()]);
+      stopping ??= stopServer(netServer, [...sockets.values()]).then(async () => {
+        await Promise.allSettled([...pendingCleanups]);
+      });
       return stopping;
     },
   };
@@ -600,7 +607,7 @@ class PathJail {
   /** Normalised absolute POSIX path; relative paths start at `/` (the login folder). */
   virtual(clientPath: string): string {
     if (clientPath.includes('\0')) throw new SftpStatus(STATUS.NO_SUCH_FILE, 'path contains NUL');
-    return clientPath.startsWith('/') ? clientPath : '/' + clientPath;
+    return posix.resolve('/', clientPath);
   }
 
   /**
@@ -609,9 +616,8 @@ class PathJail {
    */
   async real(virtualPath: string, follow: boolean): Promise<string> {
     const localPath = join(this.rootReal, ...virtualPath.split('/').filter(Boolean));
+    if (virtualPath === '/') return this.rootReal;
     if (!follow) {
-      if (virtualPath === '/')
-        throw new SftpStatus(STATUS.PERMISSION_DENIED, 'the root folder cannot change');
       return join(await this.real(posix.dirname(virtualPath), true), posix.basename(virtualPath));
     }
     try {
@@ -629,6 +635,13 @@ class PathJail {
     if (dangling)
       throw new SftpStatus(STATUS.PERMISSION_DENIED, `dangling link not followed: ${virtualPath}`);
     return candidate;
+  }
+
+  /** For remove, rmdir, mkdir, rename: the final name is not followed, and the root itself never changes. */
+  async realToChange(clientPath: string): Promise<string> {
+    const virtualPath = this.virtual(clientPath);
+    if (virtualPath === '/') throw new SftpStatus(STATUS.PERMISSION_DENIED, 'the root folder cannot change');
+    return this.real(virtualPath, false);
   }
 
   toVirtual(realPath: string): string {
