@@ -1,6 +1,6 @@
 import type { CommonConfig } from './config-types.js';
 import {
-  durationMs,
+  durationIn,
   fileModeBits,
   intIn,
   type LoadContext,
@@ -12,12 +12,12 @@ import {
 export function commonShape(ctx: LoadContext, defaults: { intervalMs: number }) {
   return {
     concurrency_limit: intIn(1, 256).default(8),
-    interval: durationMs.default(defaults.intervalMs),
+    interval: durationIn({ timer: true }).default(defaults.intervalMs),
     schedule: nonEmptyString.optional(),
     time_zone: nonEmptyString.optional(),
     state_dir: localPath(ctx).default(() => localPath(ctx).parse('var/state')),
     log_dir: localPath(ctx).default(() => localPath(ctx).parse('log')),
-    shutdown_grace: durationMs.default(10_000),
+    shutdown_grace: durationIn({ timer: true }).default(10_000),
     file_mode: fileModeBits.optional(),
     dir_mode: fileModeBits.optional(),
   };

@@ -16,6 +16,7 @@ import {
   sizeBytes,
   strictMapping,
   toSftpConnection,
+  trimRemotePath,
 } from './schema-parts.js';
 
 function destinationShape() {
@@ -71,7 +72,7 @@ function destinationSchema(ctx: LoadContext) {
       },
       ctx,
     );
-    return { ...base, kind: 'sftp', path: raw.path ?? fromUrl?.path ?? '.', sftp };
+    return { ...base, kind: 'sftp', path: trimRemotePath(raw.path ?? fromUrl?.path ?? '.'), sftp };
   });
 }
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { load, YAMLException } from 'js-yaml';
+import { CORE_SCHEMA, load, mergeTag, YAMLException } from 'js-yaml';
 import type { z } from 'zod';
 import { SyncError } from '../errors/index.js';
 import type { CopierConfig, FetcherConfig } from './config-types.js';
@@ -24,6 +24,9 @@ interface ConfigKind<T> {
   /** Top-level keys to name when the file holds no mapping at all. */
   exampleKeys: string;
 }
+
+/** YAML 1.2 core, plus merge keys (`<<: *first`) so sources can share their settings. */
+const YAML_SCHEMA = CORE_SCHEMA.withTags(mergeTag);
 
 const FETCHER: ConfigKind<FetcherConfig> = {
   schema: fetcherSchema,
@@ -141,7 +144,7 @@ async function readYaml(displayPath: string, absolutePath: string, exampleKeys: 
   if (/^(\s*(#.*)?(\r?\n|$))*$/.test(text)) throw notAMapping('an empty file');
   let tree: unknown;
   try {
-    tree = load(text, { filename: displayPath });
+    tree = load(text, { filename: displayPath, schema: YAML_SCHEMA });
   } catch (err) {
     if (!(err instanceof YAMLException)) throw err;
     const line = (err.mark?.line ?? 0) + 1;

@@ -3,7 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import * as z from 'zod';
 import type { HostKeyCheck, SftpAuth, SftpConnectionConfig } from './config-types.js';
 import { parseDuration } from './parse-duration.js';
-import { parseSize } from './parse-size.js';
+import { formatSize, parseSize } from './parse-size.js';
 import { Secret } from './secret.js';
 
 /** What a schema needs from outside the YAML: where the file is and the environment. */
@@ -57,36 +57,64 @@ export const nonEmptyString = z
   .trim()
   .min(1, expected('a non-empty string'));
 
-export const durationMs = z
-  .union([z.string(), z.number()], expected('a duration such as 500ms, 30s, 5m or 2h'))
-  .transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      // A bare number is refused on purpose (seconds or milliseconds?): say which unit to add.
-      const bare = /^\s*\d+(\.\d+)?\s*$/.test(String(value));
-      const hint = bare ? ` (add a unit, as in ${String(value).trim()}s)` : '';
-      ctx.addIssue({
-        code: 'custom',
-        message: `expected a duration such as 500ms, 30s, 5m or 2h, got ${describeValue(value)}${hint}`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  });
+/** The longest delay `setTimeout` honours; a longer one fires at once (a hot loop). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export const sizeBytes = z
-  .union([z.string(), z.number()], expected('a size such as 512KiB, 100MiB or 1GiB'))
-  .transform((value, ctx) => {
+/**
+ * A duration in milliseconds, optionally bounded: `above0` for deadlines (a zero
+ * deadline fails every call), `timer` for values that end up in `setTimeout`.
+ */
+export function durationIn(bounds: { above0?: boolean; timer?: boolean } = {}) {
+  return z
+    .union([z.string(), z.number()], expected('a duration such as 500ms, 30s, 5m or 2h'))
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      const got = describeValue(value);
+      if (ms === undefined) {
+        // A bare number is refused on purpose (seconds or milliseconds?): say which unit to add.
+        const bare = /^\s*\d+(\.\d+)?\s*$/.test(String(value));
+        const hint = bare ? ` (add a unit, as in ${String(value).trim()}s)` : '';
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a duration such as 500ms, 30s, 5m or 2h, got ${got}${hint}`,
+        });
+        return z.NEVER;
+      }
+      if (bounds.above0 && ms === 0) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration above 0, such as 30s, got ${got}` });
+        return z.NEVER;
+      }
+      if (bounds.timer && ms > MAX_TIMER_MS) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration of at most 24d, got ${got}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+}
+
+/** Any duration (an age to compare with, never a timer). */
+export const durationMs = durationIn();
+
+export function sizeIn(minBytes = 0) {
+  const what = 'a size such as 512KiB, 100MiB or 1GiB';
+  return z.union([z.string(), z.number()], expected(what)).transform((value, ctx) => {
     const bytes = parseSize(value);
     if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected ${what}, got ${describeValue(value)}` });
+      return z.NEVER;
+    }
+    if (bytes < minBytes) {
       ctx.addIssue({
         code: 'custom',
-        message: `expected a size such as 512KiB, 100MiB or 1GiB, got ${describeValue(value)}`,
+        message: `expected a size of at least ${formatSize(minBytes)}, got ${describeValue(value)}`,
       });
       return z.NEVER;
     }
     return bytes;
   });
+}
+
+export const sizeBytes = sizeIn();
 
 /** Permission bits as an octal string; YAML 1.2 reads a bare 0640 as decimal 640, so a number is refused. */
 export const fileModeBits = z
@@ -157,9 +185,11 @@ export function resolveLocalPath(value: string, ctx: LoadContext): string {
 }
 
 /** Remote paths are kept as written (absolute, or relative to the login folder), without a trailing slash. */
-export const remotePath = nonEmptyString.transform((value) =>
-  value.length > 1 ? value.replace(/\/+$/, '') : value,
-);
+export function trimRemotePath(value: string): string {
+  return value.length > 1 ? value.replace(/\/+$/, '') || '/' : value;
+}
+
+export const remotePath = nonEmptyString.transform(trimRemotePath);
 
 /** The keys of an SFTP endpoint, shared by fetcher sources, SFTP destinations and mirror ends. */
 export const sftpConnectionShape = {
@@ -174,12 +204,13 @@ export const sftpConnectionShape = {
   host_key: hostKeyList.optional(),
   insecure_skip_host_key_check: booleanValue.optional(),
   connections: intIn(1, 32).default(4),
-  connect_timeout: durationMs.default(20_000),
-  operation_timeout: durationMs.default(60_000),
-  keepalive_interval: durationMs.default(15_000),
+  connect_timeout: durationIn({ above0: true, timer: true }).default(20_000),
+  operation_timeout: durationIn({ above0: true, timer: true }).default(60_000),
+  // 0 turns keepalive off.
+  keepalive_interval: durationIn({ timer: true }).default(15_000),
   retries: intIn(0, 20).default(3),
   read_concurrency: intIn(1, 256).default(64),
-  chunk_size: sizeBytes.default(32 * 1024),
+  chunk_size: sizeIn(1024).default(32 * 1024),
 };
 
 export type RawSftpConnection = {

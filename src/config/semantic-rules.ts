@@ -4,7 +4,7 @@ import { Cron } from 'croner';
 import { formatKeyPath } from './key-path.js';
 import { parseSftpUrl } from './parse-sftp-url.js';
 import { parseSize } from './parse-size.js';
-import { type LoadContext, resolveLocalPath } from './schema-parts.js';
+import { type LoadContext, resolveLocalPath, trimRemotePath } from './schema-parts.js';
 
 export interface ConfigProblem {
   keyPath: string;
@@ -56,7 +56,7 @@ export function fetcherRules(tree: unknown, ctx: LoadContext): ConfigProblem[] {
     if (
       isText(source.move_to) &&
       isText(source.remote_dir) &&
-      trimSlashes(source.move_to) === trimSlashes(source.remote_dir)
+      trimRemotePath(source.move_to.trim()) === trimRemotePath(source.remote_dir.trim())
     ) {
       problems.push(
         at([...path, 'move_to'], 'move_to is remote_dir itself: name another folder (e.g. remote_dir/done)'),
@@ -404,11 +404,6 @@ function isReadable(path: string): boolean {
 
 function asMap(value: unknown): RawMap | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as RawMap) : undefined;
-}
-
-function trimSlashes(remotePath: string): string {
-  const trimmed = remotePath.trim();
-  return trimmed.length > 1 ? trimmed.replace(/\/+$/, '') : trimmed;
 }
 
 function isText(value: unknown): value is string {
