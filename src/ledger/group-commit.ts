@@ -3,8 +3,11 @@ import type { SyncError } from '../errors/index.js';
 import { isSqliteError, isStatementOnlySqliteError } from './to-ledger-error.js';
 
 export interface GroupCommitOptions {
-  /** Longest a write waits for others to share its commit. */
-  commitDelayMs: number;
+  /**
+   * Least time from the end of one commit to the start of the next. 0 commits at every
+   * turn of the event loop; more bounds the share of time the loop spends blocked in fsync.
+   */
+  commitIntervalMs: number;
   /** A commit starts at once when this many writes wait. */
   maxBatchWrites: number;
   /** Wraps any failure as the SyncError the writer sees. */
@@ -18,6 +21,8 @@ export interface GroupCommitStats {
   committedWrites: number;
   /** Transactions that failed and were rolled back (every write in them rejected). */
   failedBatches: number;
+  /** Time spent inside COMMIT (the fsync), during which the event loop is blocked. */
+  commitMs: number;
 }
 
 interface PendingWrite {
@@ -27,16 +32,20 @@ interface PendingWrite {
 }
 
 /**
- * Group commit over one SQLite connection. Each write is applied at once inside a
- * write transaction that stays open for up to `commitDelayMs` (or `maxBatchWrites`
- * writes); one COMMIT (one fsync) then makes the whole batch durable, and only then do
- * the writes' promises resolve. Because the writes are already applied, reads on the
- * same connection see them before they are committed, with no overlay to maintain.
+ * Group commit over one SQLite connection. Each write is applied at once inside an open
+ * write transaction; one COMMIT (one fsync) later makes the whole batch durable, and only
+ * then do the writes' promises resolve. Because the writes are already applied, reads on
+ * the same connection see them before they are committed, with no overlay to maintain.
  *
- * A write that fails on its own (a constraint, a bad argument, a SyncError thrown by
- * the write itself) rejects alone and the batch goes on; a failure that may have undone
- * the transaction (disk full, I/O, busy) rolls the batch back and rejects every write
- * in it, since none of them is durable.
+ * When the batch commits: at the next turn of the event loop (so everything that arrived
+ * together shares a commit), but no sooner than `commitIntervalMs` after the previous
+ * commit ended, or at once when `maxBatchWrites` writes wait. A lone write after a quiet
+ * spell is durable within one loop turn; under load, commits are spaced out and batches grow.
+ *
+ * A write that fails on its own (a constraint, a bad argument, a SyncError thrown by the
+ * write itself) rejects alone and the batch goes on; a failure that may have undone the
+ * transaction (disk full, I/O, busy) rolls the batch back and rejects every write in it,
+ * since none of them is durable.
  */
 export class GroupCommit {
   private readonly db: Database.Database;
@@ -44,8 +53,14 @@ export class GroupCommit {
   private readonly beginStatement: Database.Statement;
   private readonly commitStatement: Database.Statement;
   private batch: PendingWrite[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private readonly counters: GroupCommitStats = { commits: 0, committedWrites: 0, failedBatches: 0 };
+  private cancelScheduled: (() => void) | undefined;
+  private lastCommitEndMs = Number.NEGATIVE_INFINITY;
+  private readonly counters: GroupCommitStats = {
+    commits: 0,
+    committedWrites: 0,
+    failedBatches: 0,
+    commitMs: 0,
+  };
 
   constructor(db: Database.Database, options: GroupCommitOptions) {
     this.db = db;
@@ -85,26 +100,20 @@ export class GroupCommit {
 
   /** Commits the open batch now (e.g. before close). Failures reach the writers, not the caller. */
   commitNow(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    this.cancelScheduled?.();
+    this.cancelScheduled = undefined;
     const batch = this.batch;
     this.batch = [];
     if (!this.db.inTransaction) {
-      // Nothing to commit; writes still waiting here lost their transaction, so they are not durable.
+      // Writes still waiting here lost their transaction without us rolling it back: not durable.
       if (batch.length > 0) {
         this.counters.failedBatches += 1;
-        this.settle(
-          batch,
-          this.options.toError(
-            new Error('ledger transaction ended before its commit'),
-            'commit ledger writes',
-          ),
-        );
+        const lost = new Error('the ledger transaction ended before its commit');
+        this.settle(batch, this.options.toError(lost, 'commit ledger writes'));
       }
       return;
     }
+    const startedMs = performance.now();
     try {
       this.commitStatement.run();
     } catch (err) {
@@ -112,6 +121,9 @@ export class GroupCommit {
       this.counters.failedBatches += 1;
       this.settle(batch, this.options.toError(err, 'commit ledger writes'));
       return;
+    } finally {
+      this.lastCommitEndMs = performance.now();
+      this.counters.commitMs += this.lastCommitEndMs - startedMs;
     }
     this.counters.commits += 1;
     this.counters.committedWrites += batch.length;
@@ -127,19 +139,25 @@ export class GroupCommit {
   }
 
   private scheduleCommit(): void {
-    if (this.timer !== undefined) return;
-    // Not unref'd: a caller awaiting a write must keep the process alive until it is durable.
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
+    if (this.cancelScheduled !== undefined) return;
+    const fire = (): void => {
+      this.cancelScheduled = undefined;
       this.commitNow();
-    }, this.options.commitDelayMs);
+    };
+    // Neither is unref'd: a caller awaiting a write must keep the process alive until it is durable.
+    const waitMs = this.lastCommitEndMs + this.options.commitIntervalMs - performance.now();
+    if (waitMs <= 0) {
+      const immediate = setImmediate(fire);
+      this.cancelScheduled = () => clearImmediate(immediate);
+    } else {
+      const timer = setTimeout(fire, Math.ceil(waitMs));
+      this.cancelScheduled = () => clearTimeout(timer);
+    }
   }
 
   private failBatch(err: SyncError, rejectCurrent: (err: SyncError) => void): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    this.cancelScheduled?.();
+    this.cancelScheduled = undefined;
     this.rollbackQuietly();
     const batch = this.batch;
     this.batch = [];

@@ -6,7 +6,10 @@
 export interface Ledger {
   // ---- fetcher -------------------------------------------------------------
 
-  /** The keys among `keys` that have no fetch record yet, in input order. Batched: one call per listing chunk. */
+  /**
+   * The keys among `keys` that have no fetch record yet, in input order; a key listed twice is returned once.
+   * Batched: one call per listing chunk.
+   */
   filterNotFetched(keys: readonly FetchKey[]): Promise<FetchKey[]>;
 
   /** Records a completed fetch (file renamed into incoming, archive copy made). Replaces a record with the same key. */
@@ -23,7 +26,7 @@ export interface Ledger {
 
   // ---- copier --------------------------------------------------------------
 
-  /** For each file, the destinations that already hold this version of it. */
+  /** For each file, the destinations that already hold this version of it (an empty set when none does). */
   deliveredDestinations(files: readonly IncomingFileKey[]): Promise<Map<string, Set<string>>>;
 
   recordDelivery(record: DeliveryRecord): Promise<void>;
@@ -31,7 +34,10 @@ export interface Ledger {
   /** Forgets every delivery of this version of a file: called once it has left incoming. */
   forgetDeliveries(file: IncomingFileKey): Promise<void>;
 
-  /** Forgets deliveries of files that are no longer in incoming (e.g. after a crash between removal and forget). */
+  /**
+   * Forgets deliveries of files that are no longer in incoming (e.g. after a crash between removal and forget).
+   * Resolves with the number of file versions forgotten.
+   */
   forgetDeliveriesExcept(present: readonly IncomingFileKey[]): Promise<number>;
 
   // ---- every command -------------------------------------------------------

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SyncError, toSyncError } from '../errors/index.js';
@@ -21,8 +21,12 @@ export interface SqliteLedgerOptions {
   stateDir: string;
   /** Database file name inside `stateDir`, e.g. `fetch-files.sqlite`. */
   fileName: string;
-  /** Longest a write waits for others to share its commit (one fsync). Default 3 ms. */
-  commitDelayMs?: number;
+  /**
+   * Least time between the end of one commit (one fsync) and the start of the next; writes
+   * arriving meanwhile share the next commit. Bounds the share of time the event loop is
+   * blocked in fsync under load. Default 3 ms; a write after a quiet spell commits at once.
+   */
+  commitIntervalMs?: number;
   /** A commit starts at once when this many writes wait. Default 1,000. */
   maxBatchWrites?: number;
   /** How long SQLite waits for another connection's lock before failing with E_LOCKED. Default 5,000 ms. */
@@ -47,7 +51,7 @@ export interface SqliteLedger extends Ledger {
   stats(): SqliteLedgerStats;
 }
 
-const DEFAULT_COMMIT_DELAY_MS = 3;
+const DEFAULT_COMMIT_INTERVAL_MS = 3;
 const DEFAULT_MAX_BATCH_WRITES = 1_000;
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 /** Keys looked up per synchronous step: a 100k-entry listing never blocks the event loop for long. */
@@ -89,7 +93,7 @@ interface PassRow {
  * `synchronous=FULL` so a resolved write survives a crash of the process or the machine.
  *
  * Writes are group-committed (see `GroupCommit`): each is applied at once and resolves
- * after the transaction that holds it commits, a few ms later. Reads run on the same
+ * after the transaction that holds it commits, within a few ms. Reads run on the same
  * connection, so they see every write made so far, committed or still waiting for its
  * commit; a write whose batch later fails is rejected to its caller.
  */
@@ -111,6 +115,8 @@ export function openSqliteLedger(options: SqliteLedgerOptions): SqliteLedger {
     // Cap the WAL file left after a checkpoint; it otherwise keeps its largest size.
     db.pragma('journal_size_limit = 67108864');
     prepareLedgerSchema(db, dbPath);
+    // SQLite quietly opens an unwritable file read-only; find out now, not after the first file is fetched.
+    db.exec('BEGIN IMMEDIATE; DELETE FROM fetches WHERE 0; ROLLBACK');
     return new SqliteLedgerImpl(db, dbPath, journalMode, options);
   } catch (err) {
     try {
@@ -126,13 +132,14 @@ function openReadOnly(dbPath: string, options: SqliteLedgerOptions): SqliteLedge
   let db: Database.Database | undefined;
   try {
     // Nothing recorded yet: an empty schema in memory answers every read with "nothing".
-    db = existsSync(dbPath)
-      ? new Database(dbPath, {
-          readonly: true,
-          fileMustExist: true,
-          timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
-        })
-      : new Database(':memory:');
+    db =
+      existsSync(dbPath) && statSync(dbPath).size > 0
+        ? new Database(dbPath, {
+            readonly: true,
+            fileMustExist: true,
+            timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+          })
+        : new Database(':memory:');
     prepareLedgerSchema(db, dbPath);
     return new SqliteLedgerImpl(db, dbPath, String(db.pragma('journal_mode', { simple: true })), options);
   } catch (err) {
@@ -193,7 +200,7 @@ class SqliteLedgerImpl implements SqliteLedger {
     this.journalMode = journalMode;
     this.readOnly = options.readOnly ?? false;
     this.commits = new GroupCommit(db, {
-      commitDelayMs: options.commitDelayMs ?? DEFAULT_COMMIT_DELAY_MS,
+      commitIntervalMs: options.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS,
       maxBatchWrites: options.maxBatchWrites ?? DEFAULT_MAX_BATCH_WRITES,
       toError: (err, op) => toLedgerError(err, { op, path: dbPath }),
     });

@@ -89,7 +89,9 @@ export async function acquireStateLock(options: AcquireStateLockOptions): Promis
     const holder = parseHolder(raw);
     const reason = staleReason(holder);
     if (reason === undefined) throw lockedError(lockPath, stateDir, command, holder);
-    if (await breakStaleLock(lockPath, raw, me)) tookOver = holder ? { holder, reason } : { reason };
+    // Reported if this process then wins, even when a racer removed the stale file first.
+    tookOver = holder ? { holder, reason } : { reason };
+    await breakStaleLock(lockPath, raw, me);
   }
   throw new SyncError(
     'E_LOCKED',
@@ -148,11 +150,10 @@ async function createExclusive(path: string, content: string, token: string): Pr
 }
 
 /**
- * Removes the stale lock whose content is `raw`, if it is still there. Returns whether
- * this process removed it. Another process breaking the same lock makes this one wait
- * a moment and return, and the caller tries again.
+ * Removes the stale lock whose content is `raw`, if it is still there. When another
+ * process is breaking the same lock, waits a moment instead; the caller then tries again.
  */
-async function breakStaleLock(lockPath: string, raw: string, me: StateLockHolder): Promise<boolean> {
+async function breakStaleLock(lockPath: string, raw: string, me: StateLockHolder): Promise<void> {
   const breakPath = `${lockPath}.break-${createHash('sha256').update(raw).digest('hex').slice(0, 16)}`;
   if (!(await createExclusive(breakPath, serializeHolder(me), `${me.token}-break`))) {
     // A breaker that died within its few-ms step leaves its file behind: remove it once its holder is gone.
@@ -161,13 +162,11 @@ async function breakStaleLock(lockPath: string, raw: string, me: StateLockHolder
       if ((await readLockFile(breakPath)) === breakRaw) await unlinkIfPresent(breakPath);
     }
     await sleep(10 + Math.floor(Math.random() * 40));
-    return false;
+    return;
   }
   try {
     // Holding the break file, nobody else can remove this content: compare-then-unlink is safe.
-    if ((await readLockFile(lockPath)) !== raw) return false;
-    await unlinkIfPresent(lockPath);
-    return true;
+    if ((await readLockFile(lockPath)) === raw) await unlinkIfPresent(lockPath);
   } finally {
     await unlinkIfPresent(breakPath);
   }
