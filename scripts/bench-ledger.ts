@@ -39,6 +39,7 @@ function recordOf(n: number): FetchRecord {
   const key = keyOf(n);
   return {
     ...key,
+    commitState: 'committed',
     sha256: (n.toString(16) + 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855').slice(
       0,
       64,

@@ -65,13 +65,22 @@ export async function runCommand<C extends { logDir: string; shutdownGraceMs: nu
   try {
     const config = await spec.loadConfig(commandLine.configPath, env);
     logDir = config.logDir;
-    log = createLogger({
-      app: spec.name,
-      logDir: config.logDir,
-      verbosity: commandLine.verbosity,
-      secrets: collectSecrets(config),
-      pretty: process.stderr.isTTY === true,
-    });
+    try {
+      log = createLogger({
+        app: spec.name,
+        logDir: config.logDir,
+        verbosity: commandLine.verbosity,
+        secrets: collectSecrets(config),
+        pretty: process.stderr.isTTY === true,
+      });
+    } catch (err) {
+      logDir = undefined;
+      throw toSyncError(err, {
+        op: 'open the log files',
+        path: config.logDir,
+        hint: 'check log_dir exists or can be created, and is writable',
+      });
+    }
     const { stopSignal, forceSignal } = listenForStopSignals(log, config.shutdownGraceMs);
     const app = commandLine.subcommand === 'status' ? spec.status : spec.run;
     const outcome = await app({

@@ -27,10 +27,13 @@ CREATE TABLE fetches (
   after_fetch       TEXT    NOT NULL CHECK (after_fetch IN ('keep', 'delete', 'move')),
   after_fetch_state TEXT    NOT NULL CHECK (after_fetch_state IN ('done', 'pending')),
   after_fetch_error TEXT,
+  commit_state      TEXT    NOT NULL CHECK (commit_state IN ('committing', 'committed')),
+  temp_path         TEXT,
   PRIMARY KEY (source, remote_path, size_bytes, mtime_ms)
 ) WITHOUT ROWID;
 
 CREATE INDEX fetches_pending ON fetches (source, fetched_at_ms) WHERE after_fetch_state = 'pending';
+CREATE INDEX fetches_committing ON fetches (source) WHERE commit_state = 'committing';
 
 CREATE TABLE deliveries (
   rel_path        TEXT    NOT NULL,

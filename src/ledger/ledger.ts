@@ -15,10 +15,19 @@ export interface Ledger {
   /** Records a completed fetch (file renamed into incoming, archive copy made). Replaces a record with the same key. */
   recordFetch(record: FetchRecord): Promise<void>;
 
+  /**
+   * Marks a record written with `commitState: 'committing'` as committed: its
+   * temporary has been renamed into incoming.
+   */
+  markCommitted(key: FetchKey): Promise<void>;
+
+  /** Records of one source still marked committing: a crash came between the record and the rename. */
+  pendingCommits(source: string): Promise<FetchRecord[]>;
+
   /** The newest fetch record of one remote path of one source, whatever its size and mtime. */
   latestFetch(source: string, remotePath: string): Promise<FetchRecord | undefined>;
 
-  /** Fetched files whose `after_fetch` step (delete, move) has not succeeded yet. */
+  /** Committed fetches whose `after_fetch` step (delete, move) has not succeeded yet. */
   pendingAfterFetch(source: string): Promise<FetchRecord[]>;
 
   /** Marks the after-fetch step done, or failed with the error line (kept pending, retried next pass). */
@@ -77,6 +86,14 @@ export interface FetchRecord extends FetchKey {
   afterFetchState: 'done' | 'pending';
   /** The last failure of the after-fetch step, one line. */
   afterFetchError?: string;
+  /**
+   * Two-phase commit into incoming: recorded as `committing` (with the temporary's
+   * path) before the rename, `committed` after it. A crash in between is finished by
+   * the next pass from this record.
+   */
+  commitState: 'committing' | 'committed';
+  /** The temporary in incoming that becomes `localPath`, while committing. */
+  tempPath?: string;
 }
 
 /** A version of a file in incoming, by its path relative to incoming. */

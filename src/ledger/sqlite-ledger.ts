@@ -72,6 +72,8 @@ interface FetchRow {
   after_fetch: FetchRecord['afterFetch'];
   after_fetch_state: FetchRecord['afterFetchState'];
   after_fetch_error: string | null;
+  commit_state: FetchRecord['commitState'];
+  temp_path: string | null;
 }
 
 interface PassRow {
@@ -178,6 +180,8 @@ class SqliteLedgerImpl implements SqliteLedger {
   private readonly fetchPending: Database.Statement<[string], FetchRow>;
   private readonly fetchSetDone: Database.Statement;
   private readonly fetchSetPending: Database.Statement;
+  private readonly fetchCommitting: Database.Statement<[string], FetchRow>;
+  private readonly fetchSetCommitted: Database.Statement;
   private readonly deliveryDestinations: Database.Statement<[string, number, number], string>;
   private readonly deliveryUpsert: Database.Statement;
   private readonly deliveryForget: Database.Statement;
@@ -212,16 +216,23 @@ class SqliteLedgerImpl implements SqliteLedger {
       .pluck();
     this.fetchUpsert = db.prepare(
       `INSERT OR REPLACE INTO fetches (source, remote_path, size_bytes, mtime_ms, sha256, local_path, archive_path,
-         fetched_at_ms, after_fetch, after_fetch_state, after_fetch_error)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         fetched_at_ms, after_fetch, after_fetch_state, after_fetch_error, commit_state, temp_path)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.fetchLatest = db.prepare<[string, string], FetchRow>(
       `SELECT * FROM fetches WHERE source = ? AND remote_path = ?
        ORDER BY fetched_at_ms DESC, mtime_ms DESC LIMIT 1`,
     );
     this.fetchPending = db.prepare<[string], FetchRow>(
-      `SELECT * FROM fetches WHERE source = ? AND after_fetch_state = 'pending'
+      `SELECT * FROM fetches WHERE source = ? AND after_fetch_state = 'pending' AND commit_state = 'committed'
        ORDER BY fetched_at_ms, remote_path`,
+    );
+    this.fetchCommitting = db.prepare<[string], FetchRow>(
+      `SELECT * FROM fetches WHERE source = ? AND commit_state = 'committing' ORDER BY fetched_at_ms, remote_path`,
+    );
+    this.fetchSetCommitted = db.prepare(
+      `UPDATE fetches SET commit_state = 'committed', temp_path = NULL
+       WHERE source = ? AND remote_path = ? AND size_bytes = ? AND mtime_ms = ?`,
     );
     this.fetchSetDone = db.prepare(
       `UPDATE fetches SET after_fetch_state = 'done', after_fetch_error = NULL
@@ -304,8 +315,32 @@ class SqliteLedgerImpl implements SqliteLedger {
         record.afterFetch,
         record.afterFetchState,
         record.afterFetchError ?? null,
+        record.commitState,
+        record.tempPath ?? null,
       );
     });
+  }
+
+  markCommitted(key: FetchKey): Promise<void> {
+    return this.write('markCommitted', () => {
+      const result = this.fetchSetCommitted.run(key.source, key.remotePath, key.sizeBytes, key.mtimeMs);
+      if (result.changes === 0) {
+        throw new SyncError(
+          'E_NOT_FOUND',
+          `no fetch record of ${key.remotePath} from ${key.source} to mark committed`,
+          {
+            op: 'markCommitted',
+            source: key.source,
+            remotePath: key.remotePath,
+            hint: 'this is a bug: record the fetch before committing it',
+          },
+        );
+      }
+    });
+  }
+
+  pendingCommits(source: string): Promise<FetchRecord[]> {
+    return this.query('pendingCommits', () => this.fetchCommitting.all(source).map(toFetchRecord));
   }
 
   latestFetch(source: string, remotePath: string): Promise<FetchRecord | undefined> {
@@ -524,6 +559,8 @@ function toFetchRecord(row: FetchRow): FetchRecord {
     afterFetch: row.after_fetch,
     afterFetchState: row.after_fetch_state,
     ...(row.after_fetch_error === null ? {} : { afterFetchError: row.after_fetch_error }),
+    commitState: row.commit_state,
+    ...(row.temp_path === null ? {} : { tempPath: row.temp_path }),
   };
 }
 

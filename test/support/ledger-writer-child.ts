@@ -45,6 +45,7 @@ async function worker(): Promise<void> {
     const n = next++;
     await ledger.recordFetch({
       source: 'crash-test',
+      commitState: 'committed',
       remotePath: `/outbound/file-${n}.csv`,
       sizeBytes: n,
       mtimeMs: 1_700_000_000_000 + n,

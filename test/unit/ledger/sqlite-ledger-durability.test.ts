@@ -19,6 +19,7 @@ function record(n: number, extra: Partial<FetchRecord> = {}): FetchRecord {
     remotePath: `/outbound/file-${n}.csv`,
     sizeBytes: n,
     mtimeMs: 1_700_000_000_000 + n,
+    commitState: 'committed',
     sha256: 'b'.repeat(64),
     localPath: `/data/incoming/file-${n}.csv`,
     fetchedAtMs: Date.now(),

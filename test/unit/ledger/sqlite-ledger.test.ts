@@ -34,6 +34,7 @@ function fetchRecord(k: FetchKey, extra: Partial<FetchRecord> = {}): FetchRecord
     fetchedAtMs: 1_700_000_100_000,
     afterFetch: 'keep',
     afterFetchState: 'done',
+    commitState: 'committed',
     ...extra,
   };
 }
@@ -175,6 +176,52 @@ describe('openSqliteLedger', () => {
         sizeBytes: 30,
         fetchedAtMs: 3_000,
       });
+    });
+  });
+
+  describe('two-phase commit (pendingCommits, markCommitted)', () => {
+    it('lists committing records with their temporary, counts them as fetched, and clears them once committed', async () => {
+      const committing = fetchRecord(key('/in/a'), {
+        commitState: 'committing',
+        tempPath: '/data/incoming/.a.1234.part',
+      });
+      await ledger.recordFetch(committing);
+      await ledger.recordFetch(fetchRecord(key('/in/b')));
+      await ledger.recordFetch(
+        fetchRecord(key('/in/c', 1, 1, 'partner-b'), { commitState: 'committing', tempPath: '/t' }),
+      );
+
+      const pending = await ledger.pendingCommits('partner-a');
+      expect(pending.map((r) => [r.remotePath, r.commitState, r.tempPath])).toEqual([
+        ['/in/a', 'committing', '/data/incoming/.a.1234.part'],
+      ]);
+      // A committing record is a fetched file: the next listing must not download it again.
+      expect(await ledger.filterNotFetched([key('/in/a')])).toEqual([]);
+
+      await ledger.markCommitted(key('/in/a'));
+      expect(await ledger.pendingCommits('partner-a')).toEqual([]);
+      const after = await ledger.latestFetch('partner-a', '/in/a');
+      expect(after?.commitState).toBe('committed');
+      expect(after?.tempPath).toBeUndefined();
+      expect((await ledger.pendingCommits('partner-b')).map((r) => r.remotePath)).toEqual(['/in/c']);
+    });
+
+    it('keeps a committing record out of pendingAfterFetch until it is committed', async () => {
+      await ledger.recordFetch(
+        fetchRecord(key('/in/a'), {
+          afterFetch: 'delete',
+          afterFetchState: 'pending',
+          commitState: 'committing',
+          tempPath: '/t',
+        }),
+      );
+      expect(await ledger.pendingAfterFetch('partner-a')).toEqual([]);
+      await ledger.markCommitted(key('/in/a'));
+      expect((await ledger.pendingAfterFetch('partner-a')).map((r) => r.remotePath)).toEqual(['/in/a']);
+    });
+
+    it('refuses to mark a record that does not exist', async () => {
+      await expect(ledger.markCommitted(key('/in/nothing'))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     });
   });
 
