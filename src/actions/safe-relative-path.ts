@@ -8,7 +8,7 @@ import { posix } from 'node:path';
 export function unsafePathReason(relPath: string): string | undefined {
   if (relPath === '') return 'empty name';
   if (relPath.startsWith('/')) return 'absolute path';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we look for.
+  // eslint-disable-next-line no-control-regex -- control characters are what we look for.
   if (/[\u0000-\u001f\u007f]/.test(relPath)) return 'control character (newline, NUL, …) in the name';
   for (const part of relPath.split('/')) {
     if (part === '' || part === '.' || part === '..') return `"${part}" as a path part`;

@@ -61,7 +61,11 @@ export async function runCopyApp(context: AppContext<CopierConfig>): Promise<Pas
           : {}),
       stopSignal: context.stopSignal,
       log,
-      ...(watch ? { waitForNextPass: watch.waitForNextPass } : {}),
+      ...(watch
+        ? {
+            waitForNextPass: (delayMs: number, signal: AbortSignal) => watch.waitForNextPass(delayMs, signal),
+          }
+        : {}),
       runPass: async (passNumber) => {
         const startedAtMs = Date.now();
         const progress =
@@ -108,7 +112,7 @@ export async function runCopyApp(context: AppContext<CopierConfig>): Promise<Pas
               storage.close(),
         ),
       () => ledger.close(),
-      () => lock?.release(),
+      async () => lock?.release(),
     ]);
   }
 }

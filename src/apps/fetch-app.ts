@@ -92,7 +92,7 @@ export async function runFetchApp(context: AppContext<FetcherConfig>): Promise<P
             remote.close(),
       ),
       () => ledger.close(),
-      () => lock?.release(),
+      async () => lock?.release(),
     ]);
   }
 }

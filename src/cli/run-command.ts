@@ -123,7 +123,9 @@ export async function runCommand<C extends { logDir: string; shutdownGraceMs: nu
 function exitOnBug(name: string, err: unknown, log: Logger | undefined, logDir: string | undefined): never {
   const wrapped = err instanceof SyncError ? err : toSyncError(err, { op: name });
   if (log && logDir) {
-    log.fatal({ err: wrapped }, `internal error: ${wrapped.message}`);
+    // The trace goes to the debug log only; the console (and the other files) get one line.
+    log.debug({ err: wrapped }, `internal error trace: ${wrapped.message}`);
+    log.fatal({ code: wrapped.code }, `internal error: ${formatErrorLine(wrapped)}`);
     process.stderr.write(
       `${name}: internal error: ${formatErrorLine(wrapped)} (full trace in ${join(logDir, 'all-debug.log')})\n`,
     );

@@ -628,12 +628,12 @@ class PathJail {
     // Missing: the parent must resolve inside, and the name must not be a dangling link
     // (creating through it would create its target, wherever that is).
     const candidate = join(await this.real(posix.dirname(virtualPath), true), posix.basename(virtualPath));
-    const dangling = await lstat(candidate).then(
-      () => true,
-      () => false,
-    );
-    if (dangling)
+    const existing = await lstat(candidate).catch(() => undefined);
+    if (existing?.isSymbolicLink()) {
       throw new SftpStatus(STATUS.PERMISSION_DENIED, `dangling link not followed: ${virtualPath}`);
+    }
+    // Created by a concurrent request since realpath failed: resolve it like any existing path.
+    if (existing) return this.inside(await realpath(candidate), virtualPath);
     return candidate;
   }
 

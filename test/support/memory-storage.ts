@@ -27,12 +27,23 @@ interface MemoryNode {
   linkTarget?: string;
 }
 
-export type MemoryOp = 'list' | 'stat' | 'openRead' | 'download' | 'upload' | 'rename' | 'remove' | 'mkdirp' | 'setTimes';
+export type MemoryOp =
+  | 'list'
+  | 'stat'
+  | 'openRead'
+  | 'download'
+  | 'upload'
+  | 'rename'
+  | 'remove'
+  | 'mkdirp'
+  | 'setTimes';
 
 export class MemoryStorage implements Storage {
   readonly kind = 'sftp' as const;
   readonly label = 'memory://test';
-  readonly nodes = new Map<string, MemoryNode>([['/', { type: 'dir', data: Buffer.alloc(0), mtimeMs: 0, mode: 0o40755 }]]);
+  readonly nodes = new Map<string, MemoryNode>([
+    ['/', { type: 'dir', data: Buffer.alloc(0), mtimeMs: 0, mode: 0o40755 }],
+  ]);
   /** Called before every operation; throw from it to inject a fault. */
   beforeOp: (op: MemoryOp, path: string) => void = () => undefined;
   readonly calls: { op: MemoryOp; path: string }[] = [];
@@ -45,7 +56,13 @@ export class MemoryStorage implements Storage {
 
   addLink(path: string, target: string): void {
     this.ensureParents(path);
-    this.nodes.set(norm(path), { type: 'link', data: Buffer.alloc(0), mtimeMs: Date.now(), mode: 0o120777, linkTarget: target });
+    this.nodes.set(norm(path), {
+      type: 'link',
+      data: Buffer.alloc(0),
+      mtimeMs: Date.now(),
+      mode: 0o120777,
+      linkTarget: target,
+    });
   }
 
   has(path: string): boolean {
@@ -61,7 +78,9 @@ export class MemoryStorage implements Storage {
     const root = norm(dirPath);
     if (this.nodes.get(root)?.type !== 'dir') throw notFound('list', dirPath);
     const walk = function* (this: MemoryStorage, dir: string): Generator<StorageEntry> {
-      const children = [...this.nodes.keys()].filter((path) => path !== dir && posix.dirname(path) === dir).sort();
+      const children = [...this.nodes.keys()]
+        .filter((path) => path !== dir && posix.dirname(path) === dir)
+        .sort();
       for (const path of children) {
         const node = this.nodes.get(path) as MemoryNode;
         const relPath = posix.relative(root, path);
@@ -74,7 +93,8 @@ export class MemoryStorage implements Storage {
           mode: node.mode,
           ...(node.linkTarget !== undefined ? { linkTarget: node.linkTarget } : {}),
         };
-        if (node.type === 'dir' && options.recursive && !options.skipDir?.(relPath)) yield* walk.call(this, path);
+        if (node.type === 'dir' && options.recursive && !options.skipDir?.(relPath))
+          yield* walk.call(this, path);
       }
     };
     yield* walk.call(this, root);
@@ -133,7 +153,11 @@ export class MemoryStorage implements Storage {
     if (!node) throw notFound('rename', fromPath);
     this.requireParent(toPath, 'rename');
     if (this.nodes.has(norm(toPath)) && !options.overwrite) {
-      throw new SyncError('E_EXISTS', `${toPath} already exists`, { op: 'rename', path: fromPath, dstPath: toPath });
+      throw new SyncError('E_EXISTS', `${toPath} already exists`, {
+        op: 'rename',
+        path: fromPath,
+        dstPath: toPath,
+      });
     }
     this.nodes.delete(norm(fromPath));
     this.nodes.set(norm(toPath), node);
@@ -196,7 +220,8 @@ export class MemoryStorage implements Storage {
       missing.push(dir);
       dir = posix.dirname(dir);
     }
-    for (const folder of missing) this.nodes.set(folder, { type: 'dir', data: Buffer.alloc(0), mtimeMs: Date.now(), mode: 0o40755 });
+    for (const folder of missing)
+      this.nodes.set(folder, { type: 'dir', data: Buffer.alloc(0), mtimeMs: Date.now(), mode: 0o40755 });
   }
 
   private requireParent(path: string, op: string): void {
