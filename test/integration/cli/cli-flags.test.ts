@@ -98,9 +98,12 @@ describe('CLI flags and exit codes', () => {
   });
 
   it('the example config as shipped is valid (a dry run gets past loading)', async () => {
+    // A copy, so the relative log_dir and state_dir land in the temp folder, not in the repository.
+    const configPath = join(temp.path, 'shipped-fetcher.yml');
+    await writeFile(configPath, await readFile(join(PROJECT_ROOT, 'etc', 'fetcher.yml')));
     const result = await runCli(
       'fetch-files',
-      ['--config', join(PROJECT_ROOT, 'etc', 'fetcher.yml'), '--dry-run', '--stop-on-loop', '1'],
+      ['--config', configPath, '--dry-run', '--stop-on-loop', '1'],
       {
         env: env(),
         timeoutMs: 90_000,
