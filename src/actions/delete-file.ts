@@ -1,10 +1,15 @@
 import { SyncError } from '../errors/index.js';
 import type { Storage } from '../storage/storage.js';
+import { statAsFetched } from './stat-as-fetched.js';
 
 export interface DeleteFileInput {
   storage: Storage;
   path: string;
-  /** When given, the file is deleted only if it still has this size and mtime (it was not replaced meanwhile). */
+  /**
+   * When given, the file is deleted only if it still has this size and mtime (it was
+   * not replaced meanwhile). A link is compared by what it points at, as it was
+   * fetched (a link whose target is gone is deleted); the link itself is what goes.
+   */
   expected?: { sizeBytes: number; mtimeMs: number };
 }
 
@@ -18,8 +23,8 @@ export type DeleteFileOutcome = 'deleted' | 'already-gone' | 'changed';
 export async function deleteFile(input: DeleteFileInput): Promise<DeleteFileOutcome> {
   try {
     if (input.expected) {
-      const now = await input.storage.stat(input.path, { followLinks: false });
-      if (now.sizeBytes !== input.expected.sizeBytes || now.mtimeMs !== input.expected.mtimeMs)
+      const now = await statAsFetched(input.storage, input.path);
+      if (now && (now.sizeBytes !== input.expected.sizeBytes || now.mtimeMs !== input.expected.mtimeMs))
         return 'changed';
     }
     await input.storage.remove(input.path);

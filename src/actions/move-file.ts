@@ -2,12 +2,17 @@ import { posix } from 'node:path';
 import { SyncError } from '../errors/index.js';
 import type { Storage } from '../storage/storage.js';
 import { numberedName } from './numbered-name.js';
+import { statAsFetched } from './stat-as-fetched.js';
 
 export interface MoveFileInput {
   storage: Storage;
   fromPath: string;
   toPath: string;
-  /** When given, the file is moved only if it still has this size and mtime. */
+  /**
+   * When given, the file is moved only if it still has this size and mtime. A link is
+   * compared by what it points at, as it was fetched (a link whose target is gone is
+   * moved); the link itself is what moves.
+   */
   expected?: { sizeBytes: number; mtimeMs: number };
   dirMode?: number;
 }
@@ -25,8 +30,8 @@ export async function moveFile(input: MoveFileInput): Promise<MoveFileResult> {
   const { storage, fromPath, toPath } = input;
   try {
     if (input.expected) {
-      const now = await storage.stat(fromPath, { followLinks: false });
-      if (now.sizeBytes !== input.expected.sizeBytes || now.mtimeMs !== input.expected.mtimeMs)
+      const now = await statAsFetched(storage, fromPath);
+      if (now && (now.sizeBytes !== input.expected.sizeBytes || now.mtimeMs !== input.expected.mtimeMs))
         return { outcome: 'changed' };
     }
     await storage.mkdirp(posix.dirname(toPath), input.dirMode === undefined ? {} : { mode: input.dirMode });

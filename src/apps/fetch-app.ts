@@ -22,11 +22,18 @@ export async function runFetchApp(context: AppContext<FetcherConfig>): Promise<P
   const lock = context.dryRun
     ? undefined
     : await acquireStateLock({ stateDir: config.stateDir, command: COMMAND });
-  const ledger = openSqliteLedger({
-    stateDir: config.stateDir,
-    fileName: `${COMMAND}.sqlite`,
-    readOnly: context.dryRun,
-  });
+  let ledger: ReturnType<typeof openSqliteLedger>;
+  try {
+    ledger = openSqliteLedger({
+      stateDir: config.stateDir,
+      fileName: `${COMMAND}.sqlite`,
+      readOnly: context.dryRun,
+    });
+  } catch (err) {
+    // The lock must not outlive a start that failed (it would only be found stale later).
+    await lock?.release();
+    throw err;
+  }
   const local = createLocalStorage();
   const sources = config.sources
     .filter((source) => source.enabled)

@@ -20,7 +20,8 @@ export interface ApplyAfterFetchInput {
  * The remote completion action, run only on a committed record (the file is in
  * incoming and, when configured, in the archive). A remote file that changed since
  * it was fetched is left alone: it is the partner's new version and will be fetched.
- * A failure is recorded and retried on the next pass without downloading again.
+ * A failure is recorded and retried on the next pass without downloading again, as
+ * long as the source still asks for that step.
  * Returns the error line on failure.
  */
 export async function applyAfterFetch(input: ApplyAfterFetchInput): Promise<string | undefined> {
@@ -28,6 +29,21 @@ export async function applyAfterFetch(input: ApplyAfterFetchInput): Promise<stri
   if (record.afterFetch === 'keep' || record.afterFetchState === 'done') return undefined;
   const expected = { sizeBytes: record.sizeBytes, mtimeMs: record.mtimeMs };
   try {
+    if (source.afterFetch !== record.afterFetch) {
+      // A step left pending by an earlier run, under a config that has changed since: the
+      // current config no longer says where (or whether) to move or delete. Left alone.
+      log.warn(
+        {
+          source: source.name,
+          remotePath: record.remotePath,
+          was: record.afterFetch,
+          now: source.afterFetch,
+        },
+        `left ${record.remotePath} on the server: its pending after_fetch ${record.afterFetch} was dropped, the source now says ${source.afterFetch}`,
+      );
+      await ledger.setAfterFetchState(record, 'done');
+      return undefined;
+    }
     if (record.afterFetch === 'delete') {
       const outcome = await deleteFile({ storage: remote, path: record.remotePath, expected });
       logOutcome(log, record, outcome);

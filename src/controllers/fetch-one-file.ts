@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import { commitTemporary } from '../actions/commit-temporary.js';
 import { copyFile } from '../actions/copy-file.js';
 import { fetchFile } from '../actions/fetch-file.js';
+import { hashStream } from '../actions/hash-stream.js';
 import { numberedName } from '../actions/numbered-name.js';
 import { readSidecarSha256 } from '../actions/read-sidecar.js';
 import { renderLayout } from '../actions/render-layout.js';
@@ -10,8 +11,11 @@ import { statIfExists } from '../actions/stat-if-exists.js';
 import { temporaryPathFor } from '../actions/temporary-name.js';
 import type { FetcherConfig, SourceConfig } from '../config/index.js';
 import type { FetchRecord, Ledger } from '../ledger/ledger.js';
-import type { Storage } from '../storage/storage.js';
+import { SyncError } from '../errors/index.js';
+import type { Storage, StorageStat } from '../storage/storage.js';
 import type { FetchCandidate } from './list-fetch-candidates.js';
+
+const MAX_NUMBERED_NAMES = 1000;
 
 export interface FetchOneFileInput {
   config: FetcherConfig;
@@ -20,6 +24,11 @@ export interface FetchOneFileInput {
   local: Storage;
   ledger: Ledger;
   candidate: FetchCandidate;
+  /**
+   * Incoming paths other transfers of this pass have chosen and not committed yet:
+   * shared by every fetch of a pass so two files never pick the same name.
+   */
+  claimedPaths?: Set<string>;
   nowMs: number;
   signal?: AbortSignal;
   onProgress?: (bytesDone: number, sizeBytes: number) => void;
@@ -58,8 +67,16 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
     ...(input.onProgress ? { onProgress: input.onProgress } : {}),
   });
 
+  const claimedPaths = input.claimedPaths ?? new Set<string>();
+  let claimed: string | undefined;
   try {
-    const { localPath, overwrite } = await chooseIncomingPath(input, wantedPath);
+    const { localPath, overwrite } = await chooseIncomingPath(
+      input,
+      wantedPath,
+      fetched.sha256,
+      claimedPaths,
+    );
+    claimed = localPath;
     let archivePath: string | undefined;
     if (config.archive !== undefined) {
       const archived = await copyFile({
@@ -99,27 +116,52 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
     const recorded = await ledger.latestFetch(source.name, candidate.remotePath);
     if (recorded?.tempPath !== tempPath) await local.remove(tempPath).catch(() => undefined);
     throw err;
+  } finally {
+    if (claimed !== undefined) claimedPaths.delete(claimed);
   }
 }
 
 /**
- * Where the file goes in incoming. Its own earlier version (a changed remote file) is
- * replaced; a file a crashed pass left there with the same size and mtime is the same
- * file and is replaced too; any other file on that name is never overwritten — ours
- * takes the first free `name (n).ext`.
+ * Where the file goes in incoming: `wantedPath`, else the first `name (n).ext` that
+ * is free. A name already holding this remote file's earlier version (a changed file)
+ * is replaced, and so is one holding exactly these bytes (left by a run whose ledger
+ * was lost); any other file is never overwritten, nor a name another transfer of this
+ * pass has chosen. The chosen name is added to `claimedPaths` before this returns.
  */
 async function chooseIncomingPath(
   input: FetchOneFileInput,
   wantedPath: string,
+  sha256: string,
+  claimedPaths: Set<string>,
 ): Promise<{ localPath: string; overwrite: boolean }> {
   const { local, ledger, source, candidate } = input;
-  const existing = await statIfExists(local, wantedPath);
-  if (!existing) return { localPath: wantedPath, overwrite: false };
   const earlier = await ledger.latestFetch(source.name, candidate.remotePath);
-  const sameFile = existing.sizeBytes === candidate.sizeBytes && existing.mtimeMs === candidate.mtimeMs;
-  if (earlier?.localPath === wantedPath || sameFile) return { localPath: wantedPath, overwrite: true };
-  for (let n = 1; ; n += 1) {
-    const candidatePath = numberedName(wantedPath, n);
-    if (!(await statIfExists(local, candidatePath))) return { localPath: candidatePath, overwrite: false };
+  for (let n = 0; n <= MAX_NUMBERED_NAMES; n += 1) {
+    const path = n === 0 ? wantedPath : numberedName(wantedPath, n);
+    const existing = await statIfExists(local, path);
+    const replaceable =
+      existing !== undefined &&
+      existing.type === 'file' &&
+      (earlier?.localPath === path || (await holdsSameBytes(local, path, existing, candidate, sha256)));
+    // Checked after the awaits above, and claimed with no await in between: no other transfer can slip in.
+    if (claimedPaths.has(path) || (existing !== undefined && !replaceable)) continue;
+    claimedPaths.add(path);
+    return { localPath: path, overwrite: existing !== undefined };
   }
+  throw new SyncError('E_EXISTS', `no free name for ${wantedPath} after ${MAX_NUMBERED_NAMES} tries`, {
+    op: 'fetch',
+    path: wantedPath,
+    hint: 'incoming holds too many files of that name: let the copier deliver them, or clean up',
+  });
+}
+
+async function holdsSameBytes(
+  local: Storage,
+  path: string,
+  existing: StorageStat,
+  candidate: FetchCandidate,
+  sha256: string,
+): Promise<boolean> {
+  if (existing.sizeBytes !== candidate.sizeBytes || existing.mtimeMs !== candidate.mtimeMs) return false;
+  return (await hashStream(await local.openRead(path))).sha256 === sha256;
 }

@@ -52,14 +52,16 @@ const SOURCE_DOWN_CODES = new Set(['E_CONNECTION', 'E_TIMEOUT', 'E_AUTH', 'E_HOS
 export async function runFetchPass(input: FetchPassInput): Promise<PassReport[]> {
   const { log } = input;
   const now = input.now ?? Date.now;
-  if (!input.dryRun) await prepareIncoming(input);
+  const recoveryErrors = input.dryRun ? new Map<string, string[]>() : await prepareIncoming(input);
   const space = { inFlightBytes: 0 };
+  const claimedPaths = new Set<string>();
   return Promise.all(
     input.sources.map(async (handle) => {
       const report = emptyReport(handle.source.name);
+      for (const line of recoveryErrors.get(handle.source.name) ?? []) noteFileError(report, line);
       const startedMs = now();
       try {
-        await fetchSource(input, handle, report, space, now);
+        await fetchSource(input, handle, report, { space, claimedPaths }, now);
       } catch (err) {
         const error = toSyncError(err, { source: handle.source.name, host: handle.remote.label });
         if (error.code === 'E_ABORTED' || input.abortSignal.aborted) report.error ??= 'interrupted';
@@ -80,12 +82,19 @@ export async function runFetchPass(input: FetchPassInput): Promise<PassReport[]>
 
 /**
  * Before any transfer: finish commits a crash interrupted, then remove leftover
- * temporaries from incoming and archive.
+ * temporaries from incoming and archive. Commits are finished for every configured
+ * source, disabled ones included, and the temporary of a commit that could not be
+ * finished is kept: it is the only copy of a file the ledger says was fetched.
+ * Returns the lines of unfinished commits by source.
  */
-async function prepareIncoming(input: FetchPassInput): Promise<void> {
+async function prepareIncoming(input: FetchPassInput): Promise<Map<string, string[]>> {
   const { config, local, ledger, log } = input;
-  for (const { source } of input.sources) {
-    await recoverCommits({ source: source.name, local, ledger, log });
+  const keep = new Set<string>();
+  const errors = new Map<string, string[]>();
+  for (const source of config.sources) {
+    const recovery = await recoverCommits({ source: source.name, local, ledger, log });
+    for (const tempPath of recovery.unfinishedTempPaths) keep.add(tempPath);
+    if (recovery.errors.length > 0) errors.set(source.name, recovery.errors);
   }
   for (const dirPath of [config.incoming, config.archive]) {
     if (dirPath === undefined) continue;
@@ -93,6 +102,7 @@ async function prepareIncoming(input: FetchPassInput): Promise<void> {
     const removed = await cleanTemporaries({
       storage: local,
       dirPath,
+      keep,
       signal: input.abortSignal,
       onError: (error, path) =>
         log.warn({ path, err: error }, `cannot remove a leftover temporary: ${error.message}`),
@@ -103,16 +113,24 @@ async function prepareIncoming(input: FetchPassInput): Promise<void> {
         `removed ${removed.length} leftover temporaries`,
       );
   }
+  return errors;
+}
+
+/** What the transfers of one pass share: bytes promised in incoming, and incoming names about to be taken. */
+interface PassShared {
+  space: { inFlightBytes: number };
+  claimedPaths: Set<string>;
 }
 
 async function fetchSource(
   input: FetchPassInput,
   handle: FetchSourceHandle,
   report: PassReport,
-  space: { inFlightBytes: number },
+  shared: PassShared,
   now: () => number,
 ): Promise<void> {
   const { config, ledger, log } = input;
+  const { space } = shared;
   const { source, remote } = handle;
 
   if (!input.dryRun) {
@@ -173,7 +191,7 @@ async function fetchSource(
         }
         space.inFlightBytes += candidate.sizeBytes;
         try {
-          const record = await fetchWithRetries(input, handle, candidate, now);
+          const record = await fetchWithRetries(input, handle, candidate, shared.claimedPaths, now);
           report.done += 1;
           report.bytes += candidate.sizeBytes;
           const failure = await applyAfterFetch({
@@ -196,6 +214,10 @@ async function fetchSource(
           } else if (error.code === 'E_CHANGED') {
             report.skipped += 1;
             noteSkip(report, 'changed while it was fetched (fetched again later)', candidate.relPath);
+          } else if (error.code === 'E_NOT_FOUND' && (await goneFromServer(remote, candidate.remotePath))) {
+            // The partner took it back (or a link's target went) after the listing: nothing to fetch.
+            report.skipped += 1;
+            noteSkip(report, 'gone from the server before it could be fetched', candidate.relPath);
           } else {
             noteFileError(report, formatErrorLine(error));
             log.error(
@@ -227,6 +249,7 @@ async function fetchWithRetries(
   input: FetchPassInput,
   handle: FetchSourceHandle,
   candidate: FetchCandidate,
+  claimedPaths: Set<string>,
   now: () => number,
 ): Promise<FetchRecord> {
   const { config, ledger, log } = input;
@@ -245,6 +268,7 @@ async function fetchWithRetries(
           local: input.local,
           ledger,
           candidate,
+          claimedPaths,
           nowMs: now(),
           signal: input.abortSignal,
           ...(fileProgress ? { onProgress: (bytesDone: number) => fileProgress.update(bytesDone) } : {}),
@@ -276,6 +300,16 @@ async function fetchWithRetries(
   } catch (err) {
     fileProgress?.done(false);
     throw err;
+  }
+}
+
+/** Whether `remotePath` (a link: its target) no longer exists; any other answer, or none, is "not known gone". */
+async function goneFromServer(remote: Storage, remotePath: string): Promise<boolean> {
+  try {
+    await remote.stat(remotePath);
+    return false;
+  } catch (err) {
+    return err instanceof SyncError && err.code === 'E_NOT_FOUND';
   }
 }
 

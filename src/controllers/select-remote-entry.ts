@@ -39,7 +39,7 @@ export type Selection = { take: true; followLink: boolean } | ({ take: false } &
 export function selectRemoteEntry(entry: StorageEntry, rules: SelectionRules): Selection {
   if (entry.type === 'dir') return { take: false, reason: 'folder', warn: false };
   if (entry.type === 'other') return { take: false, reason: 'not-a-file', warn: false };
-  const unsafe = unsafePathReason(entry.relPath);
+  const unsafe = unsafePathReason(entry.relPath) ?? undecodableNameReason(entry.relPath);
   if (unsafe) return { take: false, reason: 'unsafe-name', warn: true, detail: unsafe };
   if (isTemporaryName(entry.name)) return { take: false, reason: 'temporary', warn: false };
   if (rules.sidecars && entry.name.endsWith('.sha256'))
@@ -58,6 +58,15 @@ export function selectRemoteEntry(entry: StorageEntry, rules: SelectionRules): S
     return { take: true, followLink: true };
   }
   return checkSizeAndAge(entry, rules) ?? { take: true, followLink: false };
+}
+
+/**
+ * Names that are not valid UTF-8 reach us with U+FFFD in place of the bad bytes, and
+ * the server knows no file by that name: it could never be fetched, only fail on every
+ * pass. Skipped with a warning instead.
+ */
+function undecodableNameReason(relPath: string): string | undefined {
+  return relPath.includes('\uFFFD') ? 'a name that is not valid UTF-8 (rename it at the source)' : undefined;
 }
 
 /** Age and size rules, also applied to a link's target once resolved. */
