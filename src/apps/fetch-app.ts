@@ -82,6 +82,7 @@ export async function runFetchApp(context: AppContext<FetcherConfig>): Promise<P
         }
         return finishPass({
           command: COMMAND,
+          summaryKeys: { name: 'source', done: 'fetched' },
           passNumber,
           startedAtMs,
           reports,

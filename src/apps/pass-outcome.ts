@@ -12,6 +12,11 @@ export interface FinishPassInput {
   log: Logger;
   /** Undefined in --dry-run: nothing is recorded. */
   ledger?: Ledger;
+  /**
+   * The command's own words for the summary line, added beside the generic `name` and
+   * `done`: e.g. `source`/`fetched` for the fetcher, `destination`/`copied` for the copier.
+   */
+  summaryKeys?: { name: string; done: string };
 }
 
 /**
@@ -29,6 +34,9 @@ export async function finishPass(input: FinishPassInput): Promise<PassOutcome> {
         event: 'pass-summary',
         passNumber: input.passNumber,
         name: report.name,
+        ...(input.summaryKeys
+          ? { [input.summaryKeys.name]: report.name, [input.summaryKeys.done]: report.done }
+          : {}),
         result,
         listed: report.listed,
         selected: report.selected,

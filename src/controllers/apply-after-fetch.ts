@@ -47,6 +47,9 @@ export async function applyAfterFetch(input: ApplyAfterFetchInput): Promise<stri
     if (record.afterFetch === 'delete') {
       const outcome = await deleteFile({ storage: remote, path: record.remotePath, expected });
       logOutcome(log, record, outcome);
+      if (outcome !== 'changed' && source.verify === 'sidecar') {
+        await followSidecar(input, () => deleteFile({ storage: remote, path: sidecarOf(record.remotePath) }));
+      }
     } else {
       const relPath = posix.relative(source.remoteDir, record.remotePath);
       const toPath = posix.join(source.moveTo ?? '', relPath);
@@ -58,6 +61,17 @@ export async function applyAfterFetch(input: ApplyAfterFetchInput): Promise<stri
         ...(input.dirMode !== undefined ? { dirMode: input.dirMode } : {}),
       });
       logOutcome(log, record, moved.outcome, moved.outcome === 'moved' ? moved.toPath : undefined);
+      if (moved.outcome !== 'changed' && source.verify === 'sidecar') {
+        const sidecarTo = sidecarOf(moved.outcome === 'moved' ? moved.toPath : toPath);
+        await followSidecar(input, () =>
+          moveFile({
+            storage: remote,
+            fromPath: sidecarOf(record.remotePath),
+            toPath: sidecarTo,
+            ...(input.dirMode !== undefined ? { dirMode: input.dirMode } : {}),
+          }),
+        );
+      }
     }
     await ledger.setAfterFetchState(record, 'done');
     return undefined;
@@ -74,6 +88,31 @@ export async function applyAfterFetch(input: ApplyAfterFetchInput): Promise<stri
     );
     await ledger.setAfterFetchState(record, 'pending', line);
     return line;
+  }
+}
+
+function sidecarOf(remotePath: string): string {
+  return `${remotePath}.sha256`;
+}
+
+/**
+ * With `verify: sidecar` the `.sha256` beside a file goes where the file went. Its
+ * failure is only a warning: the file itself is safe, and a lone sidecar is never
+ * fetched.
+ */
+async function followSidecar(input: ApplyAfterFetchInput, step: () => Promise<unknown>): Promise<void> {
+  try {
+    await step();
+  } catch (err) {
+    const error = toSyncError(err, {
+      op: 'sidecar after_fetch',
+      path: sidecarOf(input.record.remotePath),
+      host: input.remote.label,
+    });
+    input.log.warn(
+      { source: input.source.name, err: error },
+      `the sidecar did not follow its file: ${formatErrorLine(error)}`,
+    );
   }
 }
 

@@ -1,5 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import {
   type DestinationStream,
   type Level,
@@ -75,7 +76,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   const consoleFd = options.consoleFd ?? 2;
   const consoleStream = options.pretty
     ? pretty({
-        destination: consoleFd,
+        destination: lineClearingTerminal(consoleFd),
         sync: true,
         colorize: true,
         translateTime: 'HH:MM:ss',
@@ -114,4 +115,18 @@ function serializeError(value: unknown): unknown {
     return json;
   }
   return value instanceof Error ? stdSerializers.err(value) : value;
+}
+
+/**
+ * The terminal stream for pretty lines: each line first clears the current one, so a
+ * live progress line drawn with carriage returns never runs into a log line (the
+ * progress line redraws itself on its next update).
+ */
+function lineClearingTerminal(fd: number): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      writeSync(fd, `\r\u001b[2K${chunk.toString()}`);
+      done();
+    },
+  });
 }

@@ -300,14 +300,8 @@ describe('fetch-files: selection', () => {
     const failure = first.logs.find((line) => line.remotePath === join(remoteDir, 'damaged.csv'));
     expect(failure).toMatchObject({ level: 50, source: 'sc', err: { code: 'E_VERIFY' } });
     expect(await listTemporaries(scenario.incoming, scenario.archive ?? '')).toEqual([]);
-    // Only what was fetched is deleted.
-    expect(await listFiles(remoteDir)).toEqual([
-      'damaged.csv',
-      'damaged.csv.sha256',
-      'good.csv.sha256',
-      'pending.csv',
-      'upper.csv.sha256',
-    ]);
+    // Only what was fetched is deleted, and its sidecar with it.
+    expect(await listFiles(remoteDir)).toEqual(['damaged.csv', 'damaged.csv.sha256', 'pending.csv']);
 
     await makeRemoteTree(remoteDir, {
       'damaged.csv.sha256': sha256Of('damaged in transit'),
@@ -319,5 +313,6 @@ describe('fetch-files: selection', () => {
       join(remoteDir, 'damaged.csv'),
       join(remoteDir, 'pending.csv'),
     ]);
+    expect(await listFiles(remoteDir)).toEqual([]);
   });
 });
