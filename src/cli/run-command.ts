@@ -7,7 +7,14 @@ import { formatErrorLine, isSyncError, SyncError, toSyncError } from '../errors/
 import { createLogger, type Logger } from '../log/index.js';
 import { type CommandLine, parseCommandLine, usageText } from './parse-command-line.js';
 
-export interface CommandSpec<C extends { logDir: string; shutdownGraceMs: number }> {
+/** What runCommand reads from every command's config; `logFile` is an extra log file (mirror-files `--log`). */
+export interface CommandConfig {
+  logDir: string;
+  shutdownGraceMs: number;
+  logFile?: string;
+}
+
+export interface CommandSpec<C extends CommandConfig> {
   name: string;
   defaultConfigPath: string;
   /** One sentence for --help. */
@@ -36,7 +43,7 @@ const STARTUP_CODES = new Set(['E_USAGE', 'E_CONFIG', 'E_LOCKED']);
  * The whole life of a command: argv → config → logger → app → exit code. The only
  * place that turns errors into exit codes and calls process.exit.
  */
-export async function runCommand<C extends { logDir: string; shutdownGraceMs: number }>(
+export async function runCommand<C extends CommandConfig>(
   spec: CommandSpec<C>,
   argv: readonly string[],
   env: Env,
@@ -72,6 +79,7 @@ export async function runCommand<C extends { logDir: string; shutdownGraceMs: nu
         verbosity: commandLine.verbosity,
         secrets: collectSecrets(config),
         pretty: process.stderr.isTTY === true,
+        ...(config.logFile !== undefined ? { extraLogFile: config.logFile } : {}),
       });
     } catch (err) {
       logDir = undefined;

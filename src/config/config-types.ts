@@ -128,3 +128,43 @@ export interface CopierConfig extends CommonConfig {
   watch: boolean;
   destinations: readonly DestinationConfig[];
 }
+
+/** One end of a mirror job: a local folder, or a folder on an SFTP server. */
+export type MirrorEndpoint =
+  | { kind: 'local'; path: string }
+  | {
+      kind: 'sftp';
+      /** Remote folder: absolute, or relative to the login folder. */
+      path: string;
+      sftp: SftpConnectionConfig;
+    };
+
+/** How many removals one pass may make before it stops without removing anything. */
+export type MaxDelete = { kind: 'count'; count: number } | { kind: 'percent'; percent: number };
+
+export interface MirrorJobConfig {
+  name: string;
+  enabled: boolean;
+  source: MirrorEndpoint;
+  replica: MirrorEndpoint;
+  include: readonly string[];
+  exclude: readonly string[];
+  /** `size_mtime`: a file changed when its size or mtime differs; `checksum`: when its sha256 differs. */
+  compare: 'size_mtime' | 'checksum';
+  /** Symbolic links in the source: ignored, recreated as links (local replica), or their file targets copied. */
+  links: 'skip' | 'copy-as-link' | 'follow';
+  /** Give copies and folders the source's permission bits. */
+  preserveMode: boolean;
+  /** On the replica's side: removed and replaced files go here (below a per-pass timestamp) instead of away. */
+  backupDir?: string;
+  maxDelete: MaxDelete;
+  /** false: never remove anything from the replica. */
+  delete: boolean;
+}
+
+export interface MirrorConfig extends CommonConfig {
+  kind: 'mirror';
+  /** An extra log file that gets every line at info and up (`log_file`, `--log FILE`). */
+  logFile?: string;
+  jobs: readonly MirrorJobConfig[];
+}

@@ -3,11 +3,13 @@ import { dirname, resolve } from 'node:path';
 import { CORE_SCHEMA, load, mergeTag, YAMLException } from 'js-yaml';
 import type { z } from 'zod';
 import { SyncError } from '../errors/index.js';
-import type { CopierConfig, FetcherConfig } from './config-types.js';
+import type { CopierConfig, FetcherConfig, MirrorConfig } from './config-types.js';
 import { copierKeys, copierSchema } from './copier-schema.js';
 import { fetcherKeys, fetcherSchema } from './fetcher-schema.js';
 import { interpolateEnv } from './interpolate-env.js';
 import { formatKeyPath } from './key-path.js';
+import { mirrorRules } from './mirror-rules.js';
+import { mirrorKeys, mirrorSchema } from './mirror-schema.js';
 import type { LoadContext } from './schema-parts.js';
 import { type ConfigProblem, copierRules, fetcherRules, MISSING } from './semantic-rules.js';
 import { suggestKey } from './suggest-key.js';
@@ -41,12 +43,51 @@ const COPIER: ConfigKind<CopierConfig> = {
   exampleKeys: 'incoming:, destinations:',
 };
 
+const MIRROR: ConfigKind<MirrorConfig> = {
+  schema: mirrorSchema,
+  rules: mirrorRules,
+  keys: mirrorKeys,
+  exampleKeys: 'jobs:',
+};
+
 export function loadFetcherConfig(configPath: string, env: Env): Promise<FetcherConfig> {
   return loadConfig(FETCHER, configPath, env);
 }
 
 export function loadCopierConfig(configPath: string, env: Env): Promise<CopierConfig> {
   return loadConfig(COPIER, configPath, env);
+}
+
+export function loadMirrorConfig(configPath: string, env: Env): Promise<MirrorConfig> {
+  return loadConfig(MIRROR, configPath, env);
+}
+
+export interface BuildMirrorConfigOptions {
+  /** Stands for the config file in messages and in `configPath`, e.g. `(command line)`. */
+  label: string;
+  /** Relative local paths are relative to this folder (the working directory for the command line). */
+  baseDir: string;
+  env: Env;
+  /** How a problem is shown, e.g. `jobs[0].max_delete` → `--max-delete` for the command line. */
+  describeProblem?: (problem: ConfigProblem) => ConfigProblem;
+}
+
+/**
+ * A mirror config from a tree built in code (the inline form of mirror-files): the
+ * same schema and rules as a file, so the same mistakes get the same errors. No
+ * `${ENV}` expansion: the values come from a shell that already did it.
+ */
+export function buildMirrorConfig(
+  tree: Record<string, unknown>,
+  options: BuildMirrorConfigOptions,
+): MirrorConfig {
+  const ctx: LoadContext = { configDir: options.baseDir, env: options.env };
+  return validateTree(MIRROR, tree, ctx, {
+    label: options.label,
+    configPath: options.label,
+    describeProblem: options.describeProblem ?? ((problem) => problem),
+    envProblems: [],
+  });
 }
 
 /**
@@ -59,21 +100,39 @@ export async function loadConfig<T>(kind: ConfigKind<T>, configPath: string, env
   const tree = await readYaml(configPath, absolutePath, kind.exampleKeys);
   const ctx: LoadContext = { configDir: dirname(absolutePath), env };
   const interpolated = interpolateEnv(tree, env);
+  return validateTree(kind, interpolated.value, ctx, {
+    label: configPath,
+    configPath: absolutePath,
+    describeProblem: (problem) => problem,
+    envProblems: interpolated.problems,
+  });
+}
 
-  const parsed = kind.schema(ctx, absolutePath).safeParse(interpolated.value, { reportInput: true });
+interface ValidateOptions {
+  /** Names the config in messages. */
+  label: string;
+  /** Given to the schema as the config's `configPath`. */
+  configPath: string;
+  describeProblem: (problem: ConfigProblem) => ConfigProblem;
+  envProblems: ConfigProblem[];
+}
+
+/** Schema → rules → frozen config; every problem at once as one E_CONFIG error. */
+function validateTree<T>(kind: ConfigKind<T>, tree: unknown, ctx: LoadContext, options: ValidateOptions): T {
+  const { label } = options;
+  const parsed = kind.schema(ctx, options.configPath).safeParse(tree, { reportInput: true });
   const schemaProblems = parsed.success
     ? []
     : parsed.error.issues.flatMap((issue) => describeIssue(issue, kind.keys));
-  const kept = tidyProblems(interpolated.problems, [
-    ...schemaProblems,
-    ...kind.rules(interpolated.value, ctx),
-  ]);
+  const kept = tidyProblems(options.envProblems, [...schemaProblems, ...kind.rules(tree, ctx)]);
 
-  const lines = unique(kept.map((problem) => `${configPath}: ${problem.keyPath}: ${problem.message}`));
+  const lines = unique(
+    kept.map(options.describeProblem).map((problem) => `${label}: ${problem.keyPath}: ${problem.message}`),
+  );
   if (lines.length > 0 || !parsed.success) {
     const count = lines.length === 1 ? '1 problem' : `${lines.length} problems`;
-    throw new SyncError('E_CONFIG', `${configPath}: ${count} in the configuration`, {
-      path: configPath,
+    throw new SyncError('E_CONFIG', `${label}: ${count} in the configuration`, {
+      path: label,
       problems: lines,
       hint: 'fix the keys named above and run again',
     });

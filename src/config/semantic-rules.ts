@@ -173,7 +173,7 @@ export function copierRules(tree: unknown, ctx: LoadContext): ConfigProblem[] {
   return problems;
 }
 
-const SFTP_ONLY_KEYS = [
+export const SFTP_ONLY_KEYS = [
   'port',
   'username',
   'private_key',
@@ -280,7 +280,7 @@ export function checkConnection(
   });
 }
 
-function checkLoop(root: RawMap, problems: ConfigProblem[]): void {
+export function checkLoop(root: RawMap, problems: ConfigProblem[]): void {
   if (root.schedule !== undefined && root.interval !== undefined) {
     problems.push(at(['schedule'], 'set interval or schedule, not both'));
   }
@@ -353,7 +353,7 @@ function checkLayout(layout: unknown, path: (string | number)[], problems: Confi
   }
 }
 
-function checkUniqueNames(items: unknown[], listKey: string, problems: ConfigProblem[]): void {
+export function checkUniqueNames(items: unknown[], listKey: string, problems: ConfigProblem[]): void {
   const firstIndexByName = new Map<string, number>();
   items.forEach((item, index) => {
     const name = asMap(item)?.name;
@@ -402,14 +402,14 @@ function isReadable(path: string): boolean {
   }
 }
 
-function asMap(value: unknown): RawMap | undefined {
+export function asMap(value: unknown): RawMap | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as RawMap) : undefined;
 }
 
-function isText(value: unknown): value is string {
+export function isText(value: unknown): value is string {
   return typeof value === 'string' && value.trim() !== '';
 }
 
-function at(path: (string | number)[], message: string): ConfigProblem {
+export function at(path: (string | number)[], message: string): ConfigProblem {
   return { keyPath: formatKeyPath(path), message };
 }

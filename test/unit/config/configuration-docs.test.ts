@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { copierKeys, fetcherKeys } from '../../../src/config/index.js';
+import { copierKeys, fetcherKeys, mirrorKeys } from '../../../src/config/index.js';
 
 const DOCS = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'configuration.md'), 'utf8');
 
@@ -13,13 +13,16 @@ describe('docs/configuration.md', () => {
   it.each([
     ['fetcher', fetcherKeys],
     ['copier', copierKeys],
+    ['mirror', mirrorKeys],
   ] as const)('has a row for every %s key', (_kind, catalog) => {
     const keys = [...new Set(Object.values(catalog).flat())];
     expect(keys.filter((key) => !documented.has(key))).toEqual([]);
   });
 
   it('documents no key the schemas do not accept', () => {
-    const known = new Set([...Object.values(fetcherKeys), ...Object.values(copierKeys)].flat());
+    const known = new Set(
+      [...Object.values(fetcherKeys), ...Object.values(copierKeys), ...Object.values(mirrorKeys)].flat(),
+    );
     expect([...documented].filter((key) => !known.has(key as string))).toEqual([]);
   });
 

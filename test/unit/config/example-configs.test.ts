@@ -11,6 +11,8 @@ import {
   fetcherKeys,
   loadCopierConfig,
   loadFetcherConfig,
+  loadMirrorConfig,
+  mirrorKeys,
   type SftpDestinationConfig,
 } from '../../../src/config/index.js';
 import { makeWorkspace, type Workspace } from './config-test-kit.js';
@@ -18,6 +20,7 @@ import { makeWorkspace, type Workspace } from './config-test-kit.js';
 const ETC = join(import.meta.dirname, '..', '..', '..', 'etc');
 const FETCHER_EXAMPLE = join(ETC, 'fetcher.yml');
 const COPIER_EXAMPLE = join(ETC, 'copier.yml');
+const MIRROR_EXAMPLE = join(ETC, 'mirror.yml');
 
 /** `key:` at the start of a line, as an active key, a list item, or a commented alternative. */
 function mentionsKey(text: string, key: string): boolean {
@@ -82,9 +85,25 @@ describe('the example configs', () => {
     expect(upload.sftp).toMatchObject({ host: 'files.example.net', port: 22, username: 'upload' });
   });
 
+  it('etc/mirror.yml loads, with a local, an SFTP-source and an SFTP-replica job', async () => {
+    const config = await loadMirrorConfig(MIRROR_EXAMPLE, { HOME: workspace.home });
+    expect(config).toMatchObject({ concurrencyLimit: 8, intervalMs: 300_000 });
+    expect(config.jobs.map((job) => [job.name, job.source.kind, job.replica.kind])).toEqual([
+      ['reports', 'local', 'local'],
+      ['partner-outbound', 'sftp', 'local'],
+      ['offsite', 'local', 'sftp'],
+    ]);
+    expect(config.jobs[0]).toMatchObject({
+      source: { path: join(ETC, 'data', 'reports') },
+      maxDelete: { kind: 'percent', percent: 50 },
+      backupDir: join(ETC, 'data', 'replicas', '.reports-removed'),
+    });
+  });
+
   it.each([
     ['fetcher', FETCHER_EXAMPLE, fetcherKeys],
     ['copier', COPIER_EXAMPLE, copierKeys],
+    ['mirror', MIRROR_EXAMPLE, mirrorKeys],
   ] as const)('the %s example names every key the schema accepts', (_kind, path, catalog) => {
     const text = readFileSync(path, 'utf8');
     const keys = allKeys(catalog);
@@ -96,6 +115,7 @@ describe('the example configs', () => {
     for (const [path, catalog] of [
       [FETCHER_EXAMPLE, fetcherKeys],
       [COPIER_EXAMPLE, copierKeys],
+      [MIRROR_EXAMPLE, mirrorKeys],
     ] as const) {
       const known = new Set(allKeys(catalog));
       const named = [
