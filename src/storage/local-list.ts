@@ -13,70 +13,93 @@ const LSTAT_BATCH = 64;
  * Streams the entries below `dirPath` with `fs.opendir` (a folder is never read
  * whole into memory), one `lstat` per entry, links reported as links with their
  * target. Each folder's entries come as they are read; subfolders are listed after
- * it, depth first, so a folder always comes before its contents. Names are decoded
- * as UTF-8 by Node; bytes that are not valid UTF-8 become U+FFFD (such an entry is
- * reported, but its name cannot be used to open it).
+ * it, depth first, so a folder always comes before its contents.
+ *
+ * Names are read as bytes and reported decoded as UTF-8: bytes that are not valid
+ * UTF-8 become U+FFFD. Such an entry is still reported (and a folder so named still
+ * listed, since the walk keeps the real bytes), but its reported name cannot be used
+ * to open it: that fails with E_NOT_FOUND.
  */
 export async function* localList(dirPath: string, options: ListOptions): AsyncGenerator<StorageEntry> {
-  const pending: string[] = [''];
+  const pending: Folder[] = [{ relDir: '', pathBytes: Buffer.from(dirPath) }];
   while (pending.length > 0) {
-    const relDir = pending.pop() ?? '';
+    const folder = pending.pop();
+    if (!folder) break;
+    const { relDir, pathBytes } = folder;
     const folderPath = relDir === '' ? dirPath : join(dirPath, relDir);
     throwIfAborted(options.signal, folderPath);
     let dir: Dir;
     try {
-      dir = await opendir(folderPath, { bufferSize: LSTAT_BATCH });
+      // Node types `encoding` as a text encoding, but 'buffer' works and gives the names' real bytes.
+      dir = await opendir(pathBytes, { bufferSize: LSTAT_BATCH, encoding: 'buffer' as BufferEncoding });
     } catch (err) {
       const mapped = toSyncError(err, { op: OP, path: folderPath });
       if (reportFolderError(mapped, relDir, options)) continue;
       throw mapped;
     }
-    const subdirs: string[] = [];
+    const subdirs: Folder[] = [];
     try {
       for (;;) {
         throwIfAborted(options.signal, folderPath);
-        let entries: StorageEntry[] | null;
+        let entries: LocalEntry[] | null;
         try {
-          entries = await readBatch(dir, folderPath, relDir);
+          entries = await readBatch(dir, pathBytes, relDir);
         } catch (err) {
           const mapped = toSyncError(err, { op: OP, path: folderPath });
           if (reportFolderError(mapped, relDir, options)) break;
           throw mapped;
         }
         if (!entries) break;
-        for (const entry of entries) {
+        for (const { entry, pathBytes: entryPathBytes } of entries) {
           yield entry;
           if (entry.type === 'dir' && options.recursive && !options.skipDir?.(entry.relPath)) {
-            subdirs.push(entry.relPath);
+            subdirs.push({ relDir: entry.relPath, pathBytes: entryPathBytes });
           }
         }
       }
     } finally {
       await dir.close().catch(() => undefined);
     }
-    for (let index = subdirs.length - 1; index >= 0; index -= 1) pending.push(subdirs[index] ?? '');
+    for (let index = subdirs.length - 1; index >= 0; index -= 1) {
+      const subdir = subdirs[index];
+      if (subdir) pending.push(subdir);
+    }
   }
 }
 
+interface Folder {
+  relDir: string;
+  /** The folder's path as the file system has it: names may not be valid UTF-8. */
+  pathBytes: Buffer;
+}
+
+interface LocalEntry {
+  entry: StorageEntry;
+  pathBytes: Buffer;
+}
+
+const SLASH = Buffer.from('/');
+
 /** Up to LSTAT_BATCH entries with their metadata; null at the end of the folder. */
-async function readBatch(dir: Dir, folderPath: string, relDir: string): Promise<StorageEntry[] | null> {
-  const names: string[] = [];
+async function readBatch(dir: Dir, folderBytes: Buffer, relDir: string): Promise<LocalEntry[] | null> {
+  const names: Buffer[] = [];
   while (names.length < LSTAT_BATCH) {
     const dirent = await dir.read();
     if (!dirent) break;
-    names.push(dirent.name);
+    names.push(dirent.name as unknown as Buffer);
   }
   if (names.length === 0) return null;
-  const entries = await Promise.all(names.map((name) => describeEntry(folderPath, relDir, name)));
-  return entries.filter((entry): entry is StorageEntry => entry !== undefined);
+  const entries = await Promise.all(names.map((nameBytes) => describeEntry(folderBytes, relDir, nameBytes)));
+  return entries.filter((entry): entry is LocalEntry => entry !== undefined);
 }
 
 async function describeEntry(
-  folderPath: string,
+  folderBytes: Buffer,
   relDir: string,
-  name: string,
-): Promise<StorageEntry | undefined> {
-  const path = join(folderPath, name);
+  nameBytes: Buffer,
+): Promise<LocalEntry | undefined> {
+  const path = Buffer.concat([folderBytes, SLASH, nameBytes]);
+  const name = nameBytes.toString('utf8');
   let stats: Stats;
   try {
     stats = await lstat(path);
@@ -96,12 +119,12 @@ async function describeEntry(
   };
   if (type === 'link') {
     try {
-      entry.linkTarget = await readlink(path);
+      entry.linkTarget = await readlink(path, 'utf8');
     } catch {
       // Replaced between lstat and readlink: reported without a target.
     }
   }
-  return entry;
+  return { entry, pathBytes: path };
 }
 
 function reportFolderError(err: SyncError, relDir: string, options: ListOptions): boolean {

@@ -35,6 +35,17 @@ export interface SshdFixtureOptions {
   extraConfig?: string[];
   /** Serve SFTP with the external sftp-server binary instead of internal-sftp. */
   externalSftpServer?: boolean;
+  /** More host keys besides the ed25519 one, so a test can check clients that know only one of them. */
+  extraHostKeyTypes?: ('ecdsa' | 'rsa')[];
+}
+
+export interface FixtureHostKey {
+  /** `ed25519`, `ecdsa` or `rsa`, as given to ssh-keygen -t. */
+  type: string;
+  path: string;
+  /** `ssh-ed25519 AAAA…`, `ecdsa-sha2-nistp256 AAAA…`, … */
+  publicKey: string;
+  fingerprint: string;
 }
 
 export interface SshdFixture {
@@ -51,6 +62,8 @@ export interface SshdFixture {
   readonly hostPublicKey: string;
   /** `SHA256:…` fingerprint of the host key, as `ssh-keygen -l` prints it. */
   readonly hostKeyFingerprint: string;
+  /** Every host key sshd serves: the ed25519 one first, then `extraHostKeyTypes`. */
+  readonly hostKeys: readonly FixtureHostKey[];
   /** A known_hosts file with a plain `[127.0.0.1]:port` entry for the host key. */
   readonly knownHostsPath: string;
   /** sshd's stderr so far, for diagnosing a failed test. */
@@ -75,11 +88,21 @@ export async function startSshd(options: SshdFixtureOptions = {}): Promise<SshdF
   const clientKeyPath = join(dir, 'client_key');
   keygen(hostKeyPath, 'fixture-host');
   keygen(clientKeyPath, 'fixture-client');
-  const hostPublicKey = (await readFile(`${hostKeyPath}.pub`, 'utf8'))
-    .trim()
-    .split(' ')
-    .slice(0, 2)
-    .join(' ');
+  const hostPublicKey = await publicKeyLine(hostKeyPath);
+  const hostKeys: FixtureHostKey[] = [
+    {
+      type: 'ed25519',
+      path: hostKeyPath,
+      publicKey: hostPublicKey,
+      fingerprint: fingerprintOf(hostPublicKey),
+    },
+  ];
+  for (const type of options.extraHostKeyTypes ?? []) {
+    const path = join(dir, `host_key_${type}`);
+    keygen(path, `fixture-host-${type}`, type);
+    const publicKey = await publicKeyLine(path);
+    hostKeys.push({ type, path, publicKey, fingerprint: fingerprintOf(publicKey) });
+  }
   await writeFile(join(dir, 'authorized_keys'), await readFile(`${clientKeyPath}.pub`, 'utf8'), {
     mode: 0o600,
   });
@@ -94,7 +117,7 @@ export async function startSshd(options: SshdFixtureOptions = {}): Promise<SshdF
   const config = [
     'ListenAddress 127.0.0.1',
     `Port ${port}`,
-    `HostKey ${hostKeyPath}`,
+    ...hostKeys.map((key) => `HostKey ${key.path}`),
     `PidFile ${join(dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
     'PubkeyAuthentication yes',
@@ -165,6 +188,7 @@ export async function startSshd(options: SshdFixtureOptions = {}): Promise<SshdF
     hostKeyPath,
     hostPublicKey,
     hostKeyFingerprint: fingerprintOf(hostPublicKey),
+    hostKeys,
     knownHostsPath,
     output: () => output,
     stopServer,
@@ -212,8 +236,12 @@ export function descendantPids(rootPid: number): number[] {
   return found;
 }
 
-function keygen(path: string, comment: string): void {
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path], { stdio: 'pipe' });
+function keygen(path: string, comment: string, type = 'ed25519'): void {
+  execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', comment, '-f', path], { stdio: 'pipe' });
+}
+
+async function publicKeyLine(privateKeyPath: string): Promise<string> {
+  return (await readFile(`${privateKeyPath}.pub`, 'utf8')).trim().split(' ').slice(0, 2).join(' ');
 }
 
 /** `SHA256:` + unpadded base64 of the key blob's sha256, as OpenSSH prints it. */

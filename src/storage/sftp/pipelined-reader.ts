@@ -48,6 +48,7 @@ export class PipelinedReader {
   #failure: SyncError | undefined;
   #waiter: { resolve: (chunk: Buffer | null) => void; reject: (err: SyncError) => void } | undefined;
   readonly #watchdog: IdleWatchdog;
+  readonly #spare: Buffer[] = [];
   readonly #unsubscribe: () => void;
 
   constructor(options: PipelinedReaderOptions) {
@@ -100,6 +101,16 @@ export class PipelinedReader {
     waiter?.reject(reason);
   }
 
+  /**
+   * Gives back a chunk `next` returned once nothing refers to it any more (written
+   * and hashed), so its memory serves the next read instead of waiting for the GC.
+   */
+  recycle(chunk: Buffer): void {
+    if (chunk.length === this.#options.chunkBytes && this.#spare.length < this.#options.maxInFlight) {
+      this.#spare.push(chunk);
+    }
+  }
+
   /** Ends the reader after success or when the caller stops early. */
   close(): void {
     if (this.#failure) return;
@@ -107,7 +118,36 @@ export class PipelinedReader {
   }
 
   private pump(): void {
+    this.issueReads();
+    // Nothing in flight, nothing to hand out, not finished: a bug would otherwise hang here forever.
+    const finished = this.#consumeOffset >= this.#endOffset && this.#probe === 'done';
+    if (
+      this.#waiter &&
+      !this.#failure &&
+      this.#inFlight === 0 &&
+      !finished &&
+      !this.#ready.has(this.#consumeOffset)
+    ) {
+      this.fail(
+        new SyncError(
+          'E_INTERNAL',
+          `${this.#options.op} stalled at offset ${this.#consumeOffset} of ${this.#options.remotePath}`,
+          {
+            ...this.#context,
+            hint: 'this is a bug: the debug log has the full trace',
+          },
+        ),
+      );
+    }
+  }
+
+  private issueReads(): void {
     const { chunkBytes, maxInFlight } = this.#options;
+    // Requests issued together leave in one TCP write rather than one each.
+    this.#options.session.corkWhile(() => this.issueLoop(chunkBytes, maxInFlight));
+  }
+
+  private issueLoop(chunkBytes: number, maxInFlight: number): void {
     while (!this.#failure) {
       if (this.#inFlight >= (this.#sequential ? 1 : maxInFlight)) return;
       const hole = this.#holes[0];
@@ -136,7 +176,8 @@ export class PipelinedReader {
 
   private issue(offset: number, length: number, isProbe: boolean): void {
     const { session, handle } = this.#options;
-    const buffer = Buffer.allocUnsafe(length);
+    const spare = length === this.#options.chunkBytes ? this.#spare.pop() : undefined;
+    const buffer = spare ?? Buffer.allocUnsafe(length);
     this.#inFlight += 1;
     this.#watchdog.started();
     try {

@@ -20,7 +20,9 @@ const OP = 'list';
  *
  * Names are decoded as UTF-8 by ssh2 (SFTP v3 does not say; every modern server
  * sends UTF-8). Bytes that are not valid UTF-8 become U+FFFD, so such an entry is
- * reported but its name cannot be used to open it (that fails with E_NOT_FOUND).
+ * reported but its name cannot be used to open it (that fails with E_NOT_FOUND);
+ * a folder so named cannot be descended into, which goes to `onError` like any
+ * folder that cannot be read.
  */
 export async function* sftpList(
   pool: SftpSessionPool,
@@ -81,7 +83,9 @@ async function openListing(
   signal?: AbortSignal,
 ): Promise<OpenListing> {
   for (let attempt = 1; ; attempt += 1) {
-    const { session, release } = await pool.acquire(signal);
+    const { session, release } = await pool.acquire(signal).catch((err: unknown) => {
+      throw err instanceof SyncError ? err.withContext({ path: remoteDir }) : err;
+    });
     try {
       const handle = await openDir(session, OP, remoteDir);
       return {

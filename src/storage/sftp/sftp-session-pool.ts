@@ -54,11 +54,14 @@ export class SftpSessionPool {
   /** Runs `fn` with a session; see `UseOptions.idempotent` for the one retry. */
   async use<T>(fn: (session: SftpSession) => Promise<T>, options: UseOptions = {}): Promise<T> {
     const first = await this.acquire(options.signal);
+    let firstError: unknown;
     try {
       return await fn(first.session);
     } catch (err) {
-      if (!options.idempotent || !first.session.broken || !isRetryable(err) || options.signal?.aborted)
-        throw err;
+      const worthRetry =
+        options.idempotent && first.session.broken && isRetryable(err) && !options.signal?.aborted;
+      if (!worthRetry) throw err;
+      firstError = err;
       this.#options.log.debug(
         { op: 'session', host: this.#options.hostLabel, err },
         'session broke under a read-only request; trying it once more on a fresh session',
@@ -66,7 +69,10 @@ export class SftpSessionPool {
     } finally {
       first.release();
     }
-    const second = await this.acquire(options.signal);
+    // When no fresh session can be had either, the request's own failure says more than the connect's.
+    const second = await this.acquire(options.signal).catch(() => {
+      throw firstError;
+    });
     try {
       return await fn(second.session);
     } finally {
@@ -106,7 +112,7 @@ export class SftpSessionPool {
     const slots = this.#slots;
     this.#slots = [];
     const timeoutMs = Math.min(this.#options.connection.operationTimeoutMs, MAX_CLOSE_MS);
-    await Promise.all(slots.map((slot) => slot.session?.end(timeoutMs)));
+    await Promise.all(slots.map(async (slot) => slot.session?.end(timeoutMs)));
   }
 
   /** Sessions open or opening, for tests and diagnostics. */
@@ -184,9 +190,9 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, host
         signal.removeEventListener('abort', onAbort);
         resolve(value);
       },
-      (err: unknown) => {
+      (err: Error) => {
         signal.removeEventListener('abort', onAbort);
-        reject(err as Error);
+        reject(err);
       },
     );
   });

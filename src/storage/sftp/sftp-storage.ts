@@ -5,6 +5,7 @@ import type { SftpConnectionConfig } from '../../config/config-types.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, SyncError } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 import { entryTypeOfMode } from '../entry-type.js';
+import { HashWriteWorker } from '../hash-write-worker.js';
 import type { Storage, StorageStat } from '../storage.js';
 import { describeWhere, SFTP_STATUS } from './map-sftp-error.js';
 import { sftpDownload } from './sftp-download.js';
@@ -37,16 +38,21 @@ export function createSftpStorage(options: CreateSftpStorageOptions): Storage {
     log,
     retryDelays: options.retryDelays ?? DEFAULT_RETRY_POLICY,
   });
+  const hashWriteWorker = new HashWriteWorker();
   const transferSettings = {
+    hashWriteWorker,
     chunkSizeBytes: connection.chunkSizeBytes,
     readConcurrency: connection.readConcurrency,
     writeConcurrency: connection.readConcurrency,
     operationTimeoutMs: connection.operationTimeoutMs,
     log,
   };
-  const readOnly = <T>(fn: (session: SftpSession) => Promise<T>): Promise<T> =>
-    pool.use(fn, { idempotent: true });
-  const write = <T>(fn: (session: SftpSession) => Promise<T>): Promise<T> => pool.use(fn);
+  // A failure to connect names the path the caller wanted too (its op stays `connect`).
+  const readOnly = <T>(path: string, fn: (session: SftpSession) => Promise<T>): Promise<T> =>
+    withPath(pool.use(fn, { idempotent: true }), path);
+  const write = <T>(path: string, fn: (session: SftpSession) => Promise<T>): Promise<T> =>
+    withPath(pool.use(fn), path);
+  const acquire = (path: string, signal: AbortSignal | undefined) => withPath(pool.acquire(signal), path);
 
   return {
     kind: 'sftp',
@@ -57,7 +63,7 @@ export function createSftpStorage(options: CreateSftpStorageOptions): Storage {
     },
 
     stat(path, statOptions = {}) {
-      return readOnly(async (session) =>
+      return readOnly(path, async (session) =>
         toStorageStat(
           statOptions.followLinks === false
             ? await requests.lstatPath(session, 'stat', path)
@@ -67,15 +73,15 @@ export function createSftpStorage(options: CreateSftpStorageOptions): Storage {
     },
 
     readLink(path) {
-      return readOnly((session) => requests.readLink(session, 'readLink', path));
+      return readOnly(path, (session) => requests.readLink(session, 'readLink', path));
     },
 
     realPath(path) {
-      return readOnly((session) => requests.realPath(session, 'realPath', path));
+      return readOnly(path, (session) => requests.realPath(session, 'realPath', path));
     },
 
     async openRead(path, readOptions = {}): Promise<Readable> {
-      const { session, release } = await pool.acquire(readOptions.signal);
+      const { session, release } = await acquire(path, readOptions.signal);
       try {
         return await openSftpReadStream(session, path, readOptions, transferSettings, release);
       } catch (err) {
@@ -85,7 +91,7 @@ export function createSftpStorage(options: CreateSftpStorageOptions): Storage {
     },
 
     async download(srcPath, localPath, transferOptions = {}) {
-      const { session, release } = await pool.acquire(transferOptions.signal);
+      const { session, release } = await acquire(srcPath, transferOptions.signal);
       try {
         return await sftpDownload(session, srcPath, localPath, transferOptions, transferSettings);
       } finally {
@@ -94,7 +100,7 @@ export function createSftpStorage(options: CreateSftpStorageOptions): Storage {
     },
 
     async upload(localPath, dstPath, transferOptions = {}) {
-      const { session, release } = await pool.acquire(transferOptions.signal);
+      const { session, release } = await acquire(dstPath, transferOptions.signal);
       try {
         return await sftpUpload(session, localPath, dstPath, transferOptions, transferSettings);
       } finally {
@@ -103,39 +109,48 @@ export function createSftpStorage(options: CreateSftpStorageOptions): Storage {
     },
 
     rename(fromPath, toPath, renameOptions) {
-      return write((session) => rename(session, fromPath, toPath, renameOptions.overwrite));
+      return write(fromPath, (session) => rename(session, fromPath, toPath, renameOptions.overwrite));
     },
 
     remove(path) {
-      return write((session) => requests.removeFile(session, 'remove', path));
+      return write(path, (session) => requests.removeFile(session, 'remove', path));
     },
 
     removeDir(path) {
-      return write((session) => removeDir(session, path));
+      return write(path, (session) => removeDir(session, path));
     },
 
     mkdirp(path, mkdirOptions = {}) {
-      return write((session) => mkdirp(session, path, mkdirOptions.mode));
+      return write(path, (session) => mkdirp(session, path, mkdirOptions.mode));
     },
 
     setTimes(path, mtimeMs) {
       // SFTP v3 carries whole seconds.
       const seconds = Math.floor(mtimeMs / 1000);
-      return write((session) => requests.setTimes(session, 'setTimes', path, seconds, seconds));
+      return write(path, (session) => requests.setTimes(session, 'setTimes', path, seconds, seconds));
     },
 
     setMode(path, mode) {
-      return write((session) => requests.setMode(session, 'setMode', path, mode));
+      return write(path, (session) => requests.setMode(session, 'setMode', path, mode));
     },
 
     freeSpace(path) {
-      return readOnly((session) => freeSpace(session, path));
+      return readOnly(path, (session) => freeSpace(session, path));
     },
 
-    close() {
-      return pool.close();
+    async close() {
+      await pool.close();
+      await hashWriteWorker.close();
     },
   };
+}
+
+async function withPath<T>(promise: Promise<T>, path: string): Promise<T> {
+  try {
+    return await promise;
+  } catch (err) {
+    throw err instanceof SyncError ? err.withContext({ path }) : err;
+  }
 }
 
 function toStorageStat(stats: Stats): StorageStat {

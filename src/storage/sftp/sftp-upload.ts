@@ -50,15 +50,21 @@ export async function sftpUpload(
   if (options.signal?.aborted) throw abortedError(context);
 
   let fileHandle: FileHandle;
-  let localSizeBytes: number;
   try {
     fileHandle = await open(localPath, 'r');
-    localSizeBytes = (await fileHandle.stat()).size;
   } catch (err) {
-    throw toSyncError(err, { op, path: localPath });
+    throw toSyncError(err, { op, path: localPath, host: session.hostLabel });
   }
   let handle: Buffer | undefined;
+  // Only a file this upload opened (and so truncated) is removed on failure, never one it could not open.
+  let opened = false;
   try {
+    let localSizeBytes: number;
+    try {
+      localSizeBytes = (await fileHandle.stat()).size;
+    } catch (err) {
+      throw toSyncError(err, { op, path: localPath });
+    }
     handle = await openFile(
       session,
       op,
@@ -66,6 +72,7 @@ export async function sftpUpload(
       'w',
       options.fileMode === undefined ? undefined : { mode: options.fileMode },
     );
+    opened = true;
     if (options.fileMode !== undefined)
       await setHandleMode(session, op, remotePath, handle, options.fileMode);
     const { sizeBytes, sha256 } = await writePipelined(
@@ -103,11 +110,12 @@ export async function sftpUpload(
     await closeHandle(session, op, remotePath, closing);
     return { sizeBytes, sha256, durationMs: Math.round(performance.now() - startedAt) };
   } catch (err) {
-    if (!session.broken) {
+    if (opened && !session.broken) {
       if (handle) await closeHandle(session, op, remotePath, handle).catch(() => undefined);
       await removeFile(session, op, remotePath).catch(() => undefined);
     }
-    throw err instanceof SyncError ? err : toSyncError(err, context);
+    // Local-side failures (disk full, missing folder) name the server too: which transfer it was.
+    throw err instanceof SyncError ? err.withContext({ host: session.hostLabel }) : toSyncError(err, context);
   } finally {
     await fileHandle.close().catch(() => undefined);
   }
@@ -132,10 +140,15 @@ async function writePipelined(
   const buffer = Buffer.allocUnsafe(Math.max(LOCAL_READ_BYTES, writeBytes));
 
   let inFlight = 0;
-  let failure: SyncError | undefined;
+  // A holder, not a plain variable: the write callbacks set it and TypeScript does not see that.
+  const state: { failure: SyncError | undefined } = { failure: undefined };
+  const throwIfFailed = (): void => {
+    const failure = state.failure;
+    if (failure) throw failure;
+  };
   let wake: (() => void) | undefined;
   const fail = (err: SyncError): void => {
-    failure ??= err;
+    state.failure ??= err;
     wake?.();
   };
   const watchdog = startIdleWatchdog(settings.operationTimeoutMs, () => {
@@ -155,14 +168,14 @@ async function writePipelined(
   const onAbort = (): void => fail(abortedError({ ...context, path: remotePath }));
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const waitForRoom = async (limit: number): Promise<void> => {
-    while (inFlight > limit && !failure) await new Promise<void>((resolve) => (wake = resolve));
+    while (inFlight > limit && !state.failure) await new Promise<void>((resolve) => (wake = resolve));
     wake = undefined;
   };
 
   let position = 0;
   try {
     for (;;) {
-      if (failure) throw failure;
+      throwIfFailed();
       let bytesRead: number;
       try {
         ({ bytesRead } = await fileHandle.read(buffer, 0, buffer.length, position));
@@ -174,7 +187,7 @@ async function writePipelined(
       hash.update(data);
       for (let offset = 0; offset < bytesRead; offset += writeBytes) {
         await waitForRoom(maxInFlight - 1);
-        if (failure) throw failure;
+        throwIfFailed();
         const length = Math.min(writeBytes, bytesRead - offset);
         inFlight += 1;
         watchdog.started();
@@ -195,7 +208,7 @@ async function writePipelined(
       position += bytesRead;
     }
     await waitForRoom(0);
-    if (failure) throw failure;
+    throwIfFailed();
     progress.finish();
     return { sizeBytes: position, sha256: hash.digest('hex') };
   } finally {
