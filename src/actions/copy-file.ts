@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { copyFile as fsCopyFile, link } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { SyncError, toSyncError } from '../errors/index.js';
@@ -60,6 +60,11 @@ export async function copyFile(input: CopyFileInput): Promise<CopyFileResult> {
   if (existing) {
     const verdict = await compareExisting(input, dstPath, existing);
     if (verdict !== 'different') return verdict;
+    if (input.onConflict === 'rename') {
+      // Ours may already be beside theirs, from a run that stopped before it was recorded.
+      const earlier = await findIdenticalNumbered(input, dstPath);
+      if (earlier) return { outcome: 'already-present', dstPath: earlier, sizeBytes: input.src.sizeBytes };
+    }
   }
   const tempPath = temporaryPathFor(dstPath);
   try {
@@ -226,6 +231,17 @@ async function commitUnderFreeName(
   });
 }
 
+/** The first of `name (1).ext`, `name (2).ext`, … that holds the same file, up to the first free name. */
+async function findIdenticalNumbered(input: CopyFileInput, dstPath: string): Promise<string | undefined> {
+  for (let n = 1; n <= MAX_NUMBERED_NAMES; n += 1) {
+    const candidate = numberedName(dstPath, n);
+    const existing = await statIfExists(input.dst, candidate);
+    if (!existing) return undefined;
+    if (await isSameFile(input, candidate, existing)) return candidate;
+  }
+  return undefined;
+}
+
 /**
  * Decides about a file already at the target: the same file (size, mtime — and sha256
  * when verifying) counts as delivered; a different one is handled by the policy.
@@ -260,14 +276,25 @@ async function compareExisting(
 }
 
 async function isSameFile(input: CopyFileInput, dstPath: string, existing: StorageStat): Promise<boolean> {
-  if (existing.sizeBytes !== input.src.sizeBytes) return false;
+  if (existing.type !== 'file' || existing.sizeBytes !== input.src.sizeBytes) return false;
   // SFTP (v3) carries whole seconds only.
   const sameMtime =
     input.dst.kind === 'sftp'
       ? Math.floor(existing.mtimeMs / 1000) === Math.floor(input.src.mtimeMs / 1000)
       : existing.mtimeMs === input.src.mtimeMs;
-  if (input.verify !== 'sha256') return sameMtime;
-  if (!input.src.sha256) return false;
+  if (sameMtime && input.verify !== 'sha256') return true;
+  // Same size, but verifying by content or another mtime (preserve_mtime: false, or a copy a
+  // crash left before it was recorded): the bytes decide. Without this, a restart after such a
+  // crash would make "name (1).ext" under rename, or fail for ever under fail.
+  const srcSha256 = input.src.sha256 ?? (await hashLocalFile(input.srcPath));
   const stream = await input.dst.openRead(dstPath, input.signal ? { signal: input.signal } : {});
-  return (await hashStream(stream)).sha256 === input.src.sha256;
+  return (await hashStream(stream)).sha256 === srcSha256;
+}
+
+async function hashLocalFile(localPath: string): Promise<string> {
+  try {
+    return (await hashStream(createReadStream(localPath))).sha256;
+  } catch (err) {
+    throw toSyncError(err, { op: 'read', path: localPath });
+  }
 }

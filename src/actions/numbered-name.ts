@@ -9,13 +9,26 @@ export function numberedName(path: string, number: number): string {
 export function withStemSuffix(path: string, suffix: string): string {
   const dir = posix.dirname(path);
   const name = posix.basename(path);
-  // A leading dot is part of the stem (".profile"), and "archive.tar.gz" keeps ".tar.gz" together.
-  const match = /^(.+?)((?:\.[A-Za-z0-9]{1,8}){0,2})$/.exec(name.startsWith('.') ? name.slice(1) : name);
+  // A leading dot is part of the stem (".profile").
   const lead = name.startsWith('.') ? '.' : '';
-  const stem = match?.[1] ?? name;
-  const extension = match?.[2] ?? '';
-  const renamed = `${lead}${stem}${suffix}${extension}`;
+  const body = name.slice(lead.length);
+  const extension = extensionOf(body);
+  const renamed = `${lead}${body.slice(0, body.length - extension.length)}${suffix}${extension}`;
   return dir === '.' ? renamed : posix.join(dir, renamed);
+}
+
+/** Compression suffixes that belong with the extension before them: "data.tar.gz", "rows.csv.zst". */
+const COMPRESSION_EXTENSION = /^\.(gz|bz2|xz|zst|lz|lz4|lzma|z|br|sz)$/i;
+const LAST_EXTENSION = /(\.[A-Za-z0-9]{1,8})$/;
+
+/** ".csv" of "report.final.csv", ".tar.gz" of "data.tar.gz", "" of "README". Never the whole name. */
+function extensionOf(body: string): string {
+  const last = LAST_EXTENSION.exec(body)?.[1];
+  if (last === undefined || last.length >= body.length) return '';
+  if (!COMPRESSION_EXTENSION.test(last)) return last;
+  const rest = body.slice(0, body.length - last.length);
+  const inner = LAST_EXTENSION.exec(rest)?.[1];
+  return inner !== undefined && inner.length < rest.length ? `${inner}${last}` : last;
 }
 
 /** A timestamp usable in a file name: `2026-11-21T101500Z`. */

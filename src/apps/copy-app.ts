@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import type { CopierConfig } from '../config/index.js';
 import { runCopyPass } from '../controllers/copy-pass.js';
+import { isTemporaryInIncoming } from '../controllers/list-incoming.js';
 import { acquireStateLock, openSqliteLedger } from '../ledger/index.js';
 import { createLocalStorage, createSftpStorage } from '../storage/index.js';
 import { abortAfterGrace } from './abort-after-grace.js';
@@ -10,7 +11,7 @@ import { finishPass } from './pass-outcome.js';
 import { createProgressLine } from './progress-line.js';
 import { type PassOutcome, runLoop } from './run-loop.js';
 import { formatSummaryTable } from './summary-table.js';
-import { watchFolder } from './watch-folder.js';
+import { type FolderWatch, watchFolder } from './watch-folder.js';
 
 const COMMAND = 'copy-files';
 
@@ -43,15 +44,22 @@ export async function runCopyApp(context: AppContext<CopierConfig>): Promise<Pas
   for (const destination of config.destinations.filter((item) => !item.enabled)) {
     log.info(
       { destination: destination.name },
-      `destination ${destination.name} is disabled: its files wait in incoming`,
+      `destination ${destination.name} is disabled: files no enabled destination takes wait in incoming`,
     );
   }
   const abortSignal = abortAfterGrace(context.stopSignal, config.shutdownGraceMs, context.forceSignal);
   const limit = pLimit(config.concurrencyLimit);
   const reportedUnmatched = new Set<string>();
-  const watch = config.watch && !context.dryRun ? watchFolder(config.incoming, log) : undefined;
+  const destinationsToClean = new Set(config.destinations.map((destination) => destination.name));
+  let watch: FolderWatch | undefined;
 
   try {
+    if (config.watch && !context.dryRun) {
+      // The folder must exist for the watch to start; otherwise only the interval would ever run a pass.
+      await local.mkdirp(config.incoming, config.dirMode === undefined ? {} : { mode: config.dirMode });
+      watch = watchFolder(config.incoming, log, { ignoreName: isTemporaryInIncoming });
+    }
+    const activeWatch = watch;
     return await runLoop({
       loop: config,
       ...(context.stopOnLoop !== undefined
@@ -61,9 +69,10 @@ export async function runCopyApp(context: AppContext<CopierConfig>): Promise<Pas
           : {}),
       stopSignal: context.stopSignal,
       log,
-      ...(watch
+      ...(activeWatch
         ? {
-            waitForNextPass: (delayMs: number, signal: AbortSignal) => watch.waitForNextPass(delayMs, signal),
+            waitForNextPass: (delayMs: number, signal: AbortSignal) =>
+              activeWatch.waitForNextPass(delayMs, signal),
           }
         : {}),
       runPass: async (passNumber) => {
@@ -83,6 +92,7 @@ export async function runCopyApp(context: AppContext<CopierConfig>): Promise<Pas
           onPlan: (line) => context.stdout.write(`${line}\n`),
           ...(progress ? { progress } : {}),
           reportedUnmatched,
+          destinationsToClean,
         });
         progress?.close();
         if (context.interactive) {

@@ -1,10 +1,16 @@
 import { type FSWatcher, watch } from 'node:fs';
+import { basename } from 'node:path';
 import type { Logger } from '../log/index.js';
 
 export interface FolderWatch {
   /** Resolves after `delayMs` (the safety-net full pass), or soon after something changes in the folder. */
   waitForNextPass(delayMs: number, signal: AbortSignal): Promise<void>;
   close(): void;
+}
+
+export interface WatchFolderOptions {
+  /** Names whose changes start no pass (temporaries being written). */
+  ignoreName?: (name: string) => boolean;
 }
 
 /** Changes are gathered this long before a pass starts, so a burst of new files makes one pass. */
@@ -15,12 +21,15 @@ const SETTLE_MS = 250;
  * once instead of waiting for the interval. The interval still runs a full pass as
  * a safety net: watch events can be lost (overflow, network file systems).
  */
-export function watchFolder(dirPath: string, log: Logger): FolderWatch {
+export function watchFolder(dirPath: string, log: Logger, options: WatchFolderOptions = {}): FolderWatch {
   let changed = false;
   let wake: (() => void) | undefined;
   let watcher: FSWatcher | undefined;
   try {
-    watcher = watch(dirPath, { recursive: true, persistent: false }, () => {
+    watcher = watch(dirPath, { recursive: true, persistent: false }, (_event, fileName) => {
+      // A download in progress writes its temporary many times a second: only its final
+      // rename (an event on the real name) is news.
+      if (fileName !== null && options.ignoreName?.(basename(fileName))) return;
       changed = true;
       wake?.();
     });

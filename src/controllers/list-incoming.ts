@@ -4,6 +4,7 @@ import { isTemporaryName } from '../actions/temporary-name.js';
 import type { IncomingFileKey } from '../ledger/ledger.js';
 import type { Logger } from '../log/index.js';
 import type { Storage } from '../storage/storage.js';
+import { releasedNameOf } from './release-incoming-file.js';
 
 export interface IncomingFile extends IncomingFileKey {
   /** Absolute local path. */
@@ -27,6 +28,13 @@ export interface IncomingListing {
   tooYoung: number;
   /** Whether every folder could be read: only then may stale ledger rows be pruned. */
   complete: boolean;
+  /** Absolute paths of files an interrupted release left renamed aside (see `recoverReleaseLeftovers`). */
+  releaseLeftovers: string[];
+}
+
+/** Names in incoming that are work in progress (temporaries): never listed, and no news to a watcher. */
+export function isTemporaryInIncoming(name: string): boolean {
+  return isTemporaryName(name);
 }
 
 /**
@@ -38,6 +46,7 @@ export async function listIncoming(input: ListIncomingInput): Promise<IncomingLi
   const files: IncomingFile[] = [];
   let tooYoung = 0;
   let complete = true;
+  const releaseLeftovers: string[] = [];
   const skip = new Set((input.skipDirs ?? []).map((dir) => posix.relative(input.incoming, dir)));
   const listing = input.local.list(input.incoming, {
     recursive: true,
@@ -49,7 +58,12 @@ export async function listIncoming(input: ListIncomingInput): Promise<IncomingLi
     },
   });
   for await (const entry of listing) {
-    if (entry.type !== 'file' || isTemporaryName(entry.name)) continue;
+    if (entry.type !== 'file') continue;
+    if (isTemporaryName(entry.name)) {
+      if (releasedNameOf(entry.name) !== undefined)
+        releaseLeftovers.push(posix.join(input.incoming, entry.relPath));
+      continue;
+    }
     if (unsafePathReason(entry.relPath)) {
       input.log.warn(
         { relPath: entry.relPath },
@@ -68,5 +82,5 @@ export async function listIncoming(input: ListIncomingInput): Promise<IncomingLi
       localPath: posix.join(input.incoming, entry.relPath),
     });
   }
-  return { files, tooYoung, complete };
+  return { files, tooYoung, complete, releaseLeftovers };
 }
