@@ -12,6 +12,7 @@ import {
   isInside,
   isText,
   MISSING,
+  mergeSftpUrlKeys,
   SFTP_ONLY_KEYS,
 } from './semantic-rules.js';
 
@@ -137,33 +138,12 @@ function checkEndpoint(
     }
     return { kind: 'local', path: resolveLocalPath(endpoint.path, ctx) };
   }
-  let merged: RawMap = endpoint;
-  let remotePath = isText(endpoint.path) ? endpoint.path : undefined;
-  if (endpoint.url !== undefined && endpoint.host !== undefined) {
-    problems.push(at([...path, 'url'], 'set either url or host (with username, port and path), not both'));
-  } else if (endpoint.url !== undefined) {
-    const url = isText(endpoint.url) ? parseSftpUrl(endpoint.url) : undefined;
-    if (typeof url !== 'object') {
-      if (url !== undefined) problems.push(at([...path, 'url'], url));
-      // The URL's own problem is enough: do not also report the host it failed to name.
-      merged = { ...endpoint, host: '(from url)', username: endpoint.username ?? '(from url)' };
-    } else {
-      merged = { ...endpoint, host: url.host, username: endpoint.username ?? url.username, port: url.port };
-      const both = (duplicate: string, part: string) =>
-        problems.push(at([...path, duplicate], `the url already gives the ${part}: keep one of them`));
-      if (url.username !== undefined && endpoint.username !== undefined) both('username', 'user');
-      if (url.port !== undefined && endpoint.port !== undefined) both('port', 'port');
-      if (url.path !== '/' && endpoint.path !== undefined) both('path', 'remote folder');
-      if (endpoint.path === undefined && url.path === '/') {
-        problems.push(
-          at([...path, 'url'], 'the URL names no folder: add it, as in sftp://user@host/outbound'),
-        );
-      }
-      remotePath ??= url.path;
-    }
-  } else if (!isText(endpoint.path)) {
-    problems.push(at([...path, 'path'], `${MISSING}: the remote folder of this SFTP end`));
-  }
+  const { merged, remotePath } = mergeSftpUrlKeys(
+    endpoint,
+    path,
+    problems,
+    'the remote folder of this SFTP end',
+  );
   checkConnection(merged, path, ctx, problems);
   if (!isText(merged.host) || remotePath === undefined) return undefined;
   return place(merged.host, merged.port ?? endpoint.port, merged.username, remotePath);

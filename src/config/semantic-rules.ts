@@ -136,32 +136,12 @@ export function copierRules(tree: unknown, ctx: LoadContext): ConfigProblem[] {
       localDestinations.push([label, dir]);
       return;
     }
-    let merged: RawMap = destination;
-    if (destination.url !== undefined && destination.host !== undefined) {
-      problems.push(at([...path, 'url'], 'set either url or host (with username, port and path), not both'));
-    } else if (destination.url !== undefined) {
-      // A url that is not text is the schema's to report.
-      const url = isText(destination.url) ? parseSftpUrl(destination.url) : undefined;
-      if (typeof url !== 'object') {
-        if (url !== undefined) problems.push(at([...path, 'url'], url));
-        // The URL's own problem is enough: do not also report the host it failed to name.
-        merged = { ...destination, host: '(from url)', username: destination.username ?? '(from url)' };
-      } else {
-        merged = { ...destination, host: url.host, username: destination.username ?? url.username };
-        const both = (key: string, part: string) =>
-          problems.push(at([...path, key], `the url already gives the ${part}: keep one of them`));
-        if (url.username !== undefined && destination.username !== undefined) both('username', 'user');
-        if (url.port !== undefined && destination.port !== undefined) both('port', 'port');
-        if (url.path !== '/' && destination.path !== undefined) both('path', 'remote folder');
-        if (destination.path === undefined && url.path === '/') {
-          problems.push(
-            at([...path, 'url'], 'the URL names no remote folder: add it, as in sftp://user@host/inbound'),
-          );
-        }
-      }
-    } else if (!isText(destination.path)) {
-      problems.push(at([...path, 'path'], `${MISSING}: the remote folder of this SFTP destination`));
-    }
+    const { merged } = mergeSftpUrlKeys(
+      destination,
+      path,
+      problems,
+      'the remote folder of this SFTP destination',
+    );
     if (destination.link === 'hardlink') {
       problems.push(
         at([...path, 'link'], 'link: hardlink needs a local destination on the same file system as incoming'),
@@ -191,6 +171,51 @@ export const SFTP_ONLY_KEYS = [
   'read_concurrency',
   'chunk_size',
 ] as const;
+
+/**
+ * An SFTP end written as `url: sftp://user@host:port/folder` or as `host`, `username`,
+ * `port` and `path` keys: refuses the two forms mixed, or a part given twice, and
+ * returns the keys merged (for `checkConnection`) with the remote folder.
+ */
+export function mergeSftpUrlKeys(
+  raw: RawMap,
+  path: (string | number)[],
+  problems: ConfigProblem[],
+  folderDescription: string,
+): { merged: RawMap; remotePath: string | undefined } {
+  let remotePath = isText(raw.path) ? raw.path : undefined;
+  if (raw.url !== undefined && raw.host !== undefined) {
+    problems.push(at([...path, 'url'], 'set either url or host (with username, port and path), not both'));
+    return { merged: raw, remotePath };
+  }
+  if (raw.url === undefined) {
+    if (!isText(raw.path)) problems.push(at([...path, 'path'], `${MISSING}: ${folderDescription}`));
+    return { merged: raw, remotePath };
+  }
+  // A url that is not text is the schema's to report.
+  const url = isText(raw.url) ? parseSftpUrl(raw.url) : undefined;
+  if (typeof url !== 'object') {
+    if (url !== undefined) problems.push(at([...path, 'url'], url));
+    // The URL's own problem is enough: do not also report the host it failed to name.
+    return { merged: { ...raw, host: '(from url)', username: raw.username ?? '(from url)' }, remotePath };
+  }
+  const both = (key: string, part: string): void => {
+    problems.push(at([...path, key], `the url already gives the ${part}: keep one of them`));
+  };
+  if (url.username !== undefined && raw.username !== undefined) both('username', 'user');
+  if (url.port !== undefined && raw.port !== undefined) both('port', 'port');
+  if (url.path !== '/' && raw.path !== undefined) both('path', 'remote folder');
+  if (raw.path === undefined && url.path === '/') {
+    problems.push(
+      at([...path, 'url'], 'the URL names no remote folder: add it, as in sftp://user@host/inbound'),
+    );
+  }
+  remotePath ??= url.path;
+  return {
+    merged: { ...raw, host: url.host, username: raw.username ?? url.username, port: url.port ?? raw.port },
+    remotePath,
+  };
+}
 
 /** Auth, host key and referenced files of one SFTP endpoint. */
 export function checkConnection(
