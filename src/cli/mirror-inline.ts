@@ -10,7 +10,7 @@ import {
   isSftpUrlText,
   type MirrorConfig,
 } from '../config/index.js';
-import { SyncError } from '../errors/index.js';
+import { parseStopOnLoop, usageError } from './parse-command-line.js';
 
 /** The inline form: `mirror-files SOURCE REPLICA [flags]`, one job without a config file. */
 export interface InlineCommandLine {
@@ -90,14 +90,12 @@ export function parseInlineCommandLine(args: readonly string[], env: Env): Inlin
   if (values.once && values['stop-on-loop'] !== undefined) {
     throw usageError('give --once or --stop-on-loop, not both');
   }
-  let stopOnLoop: number | undefined = values.once ? 1 : undefined;
-  if (values['stop-on-loop'] !== undefined) {
-    const text = values['stop-on-loop'];
-    if (!/^\d+$/.test(text) || Number(text) < 1) {
-      throw usageError(`--stop-on-loop expects a whole number of passes of at least 1, got '${text}'`);
-    }
-    stopOnLoop = Number(text);
-  }
+  const stopOnLoop =
+    values['stop-on-loop'] !== undefined
+      ? parseStopOnLoop(values['stop-on-loop'])
+      : values.once
+        ? 1
+        : undefined;
   if (values.json && subcommand !== 'status')
     throw usageError('--json applies to the status subcommand only');
   return {
@@ -264,8 +262,4 @@ function parseOptions(args: readonly string[]) {
       'shutdown-grace': { type: 'string' },
     },
   });
-}
-
-function usageError(message: string): SyncError {
-  return new SyncError('E_USAGE', message, { hint: 'see --help' });
 }

@@ -31,14 +31,8 @@ export function parseCommandLine(args: readonly string[], defaultConfigPath: str
   if (positionals.length > 1 || (subcommand !== undefined && subcommand !== 'status')) {
     throw usageError(`unexpected argument '${positionals.at(-1) ?? ''}' (the only subcommand is 'status')`);
   }
-  let stopOnLoop: number | undefined;
-  if (values['stop-on-loop'] !== undefined) {
-    const text = values['stop-on-loop'];
-    if (!/^\d+$/.test(text) || Number(text) < 1) {
-      throw usageError(`--stop-on-loop expects a whole number of passes of at least 1, got '${text}'`);
-    }
-    stopOnLoop = Number(text);
-  }
+  const stopOnLoop =
+    values['stop-on-loop'] === undefined ? undefined : parseStopOnLoop(values['stop-on-loop']);
   if (values.json && subcommand !== 'status')
     throw usageError('--json applies to the status subcommand only');
   return {
@@ -70,7 +64,16 @@ function parseOptions(args: readonly string[]) {
   });
 }
 
-function usageError(message: string): SyncError {
+/** `--stop-on-loop N`: a whole number of passes, at least 1. */
+export function parseStopOnLoop(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) {
+    throw usageError(`--stop-on-loop expects a whole number of passes of at least 1, got '${text}'`);
+  }
+  return Number(text);
+}
+
+/** A mistake on the command line: the message is the one line to print (exit 2). */
+export function usageError(message: string): SyncError {
   return new SyncError('E_USAGE', message, { hint: 'see --help' });
 }
 
