@@ -1,11 +1,19 @@
 import { posix } from 'node:path';
+import { truncateUtf8 } from './truncate-utf8.js';
 
 /** `dir/report.csv`, 2 → `dir/report (2).csv`: the name for a second file where one exists. */
 export function numberedName(path: string, number: number): string {
   return withStemSuffix(path, ` (${number})`);
 }
 
-/** `dir/report.csv`, `.2026-11-21T101500Z` → `dir/report.2026-11-21T101500Z.csv`. */
+/** The longest file name most file systems take, in bytes. */
+const MAX_NAME_BYTES = 255;
+
+/**
+ * `dir/report.csv`, `.2026-11-21T101500Z` → `dir/report.2026-11-21T101500Z.csv`. The
+ * stem is shortened when the name would pass 255 bytes, so a long name can still be
+ * numbered or kept beside its newer version.
+ */
 export function withStemSuffix(path: string, suffix: string): string {
   const dir = posix.dirname(path);
   const name = posix.basename(path);
@@ -13,7 +21,9 @@ export function withStemSuffix(path: string, suffix: string): string {
   const lead = name.startsWith('.') ? '.' : '';
   const body = name.slice(lead.length);
   const extension = extensionOf(body);
-  const renamed = `${lead}${body.slice(0, body.length - extension.length)}${suffix}${extension}`;
+  const room = MAX_NAME_BYTES - Buffer.byteLength(`${lead}${suffix}${extension}`);
+  const stem = truncateUtf8(body.slice(0, body.length - extension.length), Math.max(1, room));
+  const renamed = `${lead}${stem}${suffix}${extension}`;
   return dir === '.' ? renamed : posix.join(dir, renamed);
 }
 

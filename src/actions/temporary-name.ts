@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
+import { truncateUtf8 } from './truncate-utf8.js';
 
 /** Room left for the random part and `.part` within a 255-byte file name. */
 const MAX_TEMP_STEM_BYTES = 200;
@@ -21,17 +22,4 @@ export function temporaryPathFor(targetPath: string): string {
 /** True for names this tool uses as temporaries: never picked up as files, cleaned after a crash. */
 export function isTemporaryName(name: string): boolean {
   return name.startsWith('.') && name.endsWith('.part');
-}
-
-function truncateUtf8(text: string, maxBytes: number): string {
-  if (Buffer.byteLength(text) <= maxBytes) return text;
-  let out = '';
-  let bytes = 0;
-  for (const char of text) {
-    const charBytes = Buffer.byteLength(char);
-    if (bytes + charBytes > maxBytes) break;
-    out += char;
-    bytes += charBytes;
-  }
-  return out;
 }

@@ -67,7 +67,10 @@ export async function runPasses<C extends CommonConfig>(input: RunPassesInput<C>
 
   try {
     return await runLoop({
-      loop: config,
+      // A dry run is a preview: it plans at once rather than wait (minutes) for the schedule's next slot.
+      loop: context.dryRun
+        ? { intervalMs: config.intervalMs, shutdownGraceMs: config.shutdownGraceMs }
+        : config,
       ...(stopOnLoop !== undefined ? { stopOnLoop } : {}),
       stopSignal: context.stopSignal,
       log,

@@ -2,10 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { CORE_SCHEMA, load, mergeTag, YAMLException } from 'js-yaml';
 import type { z } from 'zod';
-import { SyncError } from '../errors/index.js';
+import { type ErrorContext, SyncError } from '../errors/index.js';
 import type { CopierConfig, FetcherConfig, MirrorConfig } from './config-types.js';
 import { copierKeys, copierSchema } from './copier-schema.js';
 import { fetcherKeys, fetcherSchema } from './fetcher-schema.js';
+import { findAliasLoop } from './find-alias-loop.js';
 import { interpolateEnv } from './interpolate-env.js';
 import { formatKeyPath } from './key-path.js';
 import { mirrorRules } from './mirror-rules.js';
@@ -187,17 +188,17 @@ async function readYaml(displayPath: string, absolutePath: string, exampleKeys: 
     text = await readFile(absolutePath, 'utf8');
   } catch (err) {
     const reason = (err as { code?: string }).code === 'ENOENT' ? 'no such file' : (err as Error).message;
-    throw new SyncError('E_CONFIG', `cannot read config file ${displayPath}: ${reason}`, {
-      path: displayPath,
-      problems: [
-        `${displayPath}: cannot read the file (${reason}): pass --config with the path of your config`,
-      ],
-      cause: err,
-    });
+    throw oneProblem(
+      displayPath,
+      `${displayPath}: cannot read the file (${reason}): pass --config with the path of your config`,
+      { cause: err },
+    );
   }
   const notAMapping = (got: string) => {
-    const problem = `${displayPath}: (top level): expected a mapping of keys (${exampleKeys} …), got ${got}`;
-    return new SyncError('E_CONFIG', problem, { path: displayPath, problems: [problem] });
+    return oneProblem(
+      displayPath,
+      `${displayPath}: (top level): expected a mapping of keys (${exampleKeys} …), got ${got}`,
+    );
   };
   // Only blank lines and comments: js-yaml calls that a syntax error, but it is simply empty.
   if (/^(\s*(#.*)?(\r?\n|$))*$/.test(text)) throw notAMapping('an empty file');
@@ -208,19 +209,41 @@ async function readYaml(displayPath: string, absolutePath: string, exampleKeys: 
     if (!(err instanceof YAMLException)) throw err;
     const line = (err.mark?.line ?? 0) + 1;
     const column = (err.mark?.column ?? 0) + 1;
-    const problem = `${displayPath}:${line}:${column}: YAML syntax error: ${err.reason} (check the indentation, quotes and brackets there or just before)`;
-    throw new SyncError('E_CONFIG', problem, {
-      path: displayPath,
-      line,
-      column,
-      problems: [problem],
-      cause: err,
-    });
+    throw oneProblem(
+      displayPath,
+      `${displayPath}:${line}:${column}: YAML syntax error: ${err.reason} (check the indentation, quotes and brackets there or just before)`,
+      { line, column, cause: err },
+    );
   }
   if (tree === undefined || tree === null) throw notAMapping('an empty document');
   if (Array.isArray(tree)) throw notAMapping('a list');
   if (typeof tree !== 'object') throw notAMapping(`a ${typeof tree} (${JSON.stringify(tree)})`);
+  const loop = findAliasLoop(tree);
+  if (loop) {
+    throw oneProblem(
+      displayPath,
+      `${displayPath}: ${formatKeyPath(loop)}: a YAML alias refers to a node that contains it (an endless loop): point the *alias at something else`,
+    );
+  }
   return tree;
+}
+
+/**
+ * A config that fails before its keys can be checked: one problem line, under the same
+ * headline as any other config mistake (`FILE: 1 problem in the configuration`), so
+ * the console never prints the problem twice.
+ */
+function oneProblem(
+  displayPath: string,
+  problem: string,
+  extra: ErrorContext & { cause?: unknown } = {},
+): SyncError {
+  return new SyncError('E_CONFIG', `${displayPath}: 1 problem in the configuration`, {
+    path: displayPath,
+    hint: 'fix the keys named above and run again',
+    ...extra,
+    problems: [problem],
+  });
 }
 
 function describeIssue(issue: z.core.$ZodIssue, keys: KeyCatalog): ConfigProblem[] {
