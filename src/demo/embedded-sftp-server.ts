@@ -34,6 +34,7 @@ import { dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:p
 import ssh2 from 'ssh2';
 import type { Attributes, AuthContext, Connection, FileEntry, ParsedKey, SFTPWrapper } from 'ssh2';
 import { SyncError, sleep } from '../errors/index.js';
+import { generateEd25519KeyPair } from './generate-key-pair.js';
 
 const STATUS = ssh2.utils.sftp.STATUS_CODE;
 const OPEN_MODE = ssh2.utils.sftp.OPEN_MODE;
@@ -158,7 +159,7 @@ export async function startEmbeddedSftpServer(
     });
   }
   const clientKey = options.authorizedKey === undefined ? undefined : parseKeyOrThrow(options.authorizedKey);
-  const hostKeyText = options.hostKey ?? ssh2.utils.generateKeyPairSync('ed25519').private;
+  const hostKeyText = options.hostKey ?? generateEd25519KeyPair().private;
   const hostKey = parseKeyOrThrow(hostKeyText);
   const hostKeyBlob = hostKey.getPublicSSH();
   const rootReal = await realRootOrThrow(options.rootDir);

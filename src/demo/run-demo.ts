@@ -12,8 +12,8 @@ import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import ssh2 from 'ssh2';
 import { startEmbeddedSftpServer } from './embedded-sftp-server.js';
+import { generateEd25519KeyPair } from './generate-key-pair.js';
 
 const CLI_DIR = join(import.meta.dirname, '..', 'cli');
 const HOUR_MS = 3_600_000;
@@ -50,7 +50,7 @@ async function main(): Promise<number> {
   await mkdir(paths.keys, { recursive: true, mode: 0o700 });
   await mkdir(paths.etc, { recursive: true });
 
-  const clientKey = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'files-sync-link-demo' });
+  const clientKey = generateEd25519KeyPair('files-sync-link-demo');
   const privateKeyPath = join(paths.keys, 'id_ed25519');
   await writeFile(privateKeyPath, clientKey.private, { mode: 0o600 });
   const server = await startEmbeddedSftpServer({

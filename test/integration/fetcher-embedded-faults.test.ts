@@ -9,11 +9,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import ssh2 from 'ssh2';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type EmbeddedSftpServer, startEmbeddedSftpServer } from '../../src/demo/embedded-sftp-server.js';
 import { collect, jsonLines, runCli, spawnCli } from '../support/run-cli.js';
 import { makeTempDir, type TempDir } from '../support/temp-dir.js';
+import { generateEd25519KeyPair } from '../../src/demo/generate-key-pair.js';
 
 const FILE_COUNT = 6;
 const FILE_BYTES = 600 * 1024;
@@ -40,7 +40,7 @@ describe('fetch-files against injected SFTP faults', () => {
   let work: string;
   let served: string;
   let originals: Map<string, string>;
-  const clientKey = ssh2.utils.generateKeyPairSync('ed25519');
+  const clientKey = generateEd25519KeyPair();
   /** Told of each fault as it fires; a test sets it to clear the fault after the first one. */
   let faultListener: ((fault: string) => void) | undefined;
 

@@ -10,6 +10,7 @@
 import type { Server as NetServer, Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import { fingerprintOf } from './sshd-fixture.js';
+import { generateEd25519KeyPair } from '../../src/demo/generate-key-pair.js';
 
 const STATUS = ssh2.utils.sftp.STATUS_CODE;
 
@@ -32,7 +33,7 @@ export interface ShortReadServer {
 }
 
 export async function startShortReadSftpServer(options: ShortReadServerOptions): Promise<ShortReadServer> {
-  const keys = ssh2.utils.generateKeyPairSync('ed25519');
+  const keys = generateEd25519KeyPair();
   const publicLine = keys.public.trim().split(' ').slice(0, 2).join(' ');
   let shortReads = 0;
   const sockets = new Set<Socket>();

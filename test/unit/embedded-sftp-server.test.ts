@@ -29,11 +29,12 @@ import {
 } from '../../src/demo/embedded-sftp-server.js';
 import { sleep, withDeadline } from '../../src/errors/index.js';
 import { makeTempDir, type TempDir } from '../support/temp-dir.js';
+import { generateEd25519KeyPair } from '../../src/demo/generate-key-pair.js';
 
 const STATUS = ssh2.utils.sftp.STATUS_CODE;
 const OP_TIMEOUT_MS = 5_000;
-const clientKey = ssh2.utils.generateKeyPairSync('ed25519');
-const otherKey = ssh2.utils.generateKeyPairSync('ed25519');
+const clientKey = generateEd25519KeyPair();
+const otherKey = generateEd25519KeyPair();
 
 let temp: TempDir;
 let rootDir: string;
@@ -428,7 +429,7 @@ describe('embedded SFTP server: authentication and host key', () => {
   });
 
   it('uses a given host key, and two servers without one get different keys', async () => {
-    const given = ssh2.utils.generateKeyPairSync('ed25519');
+    const given = generateEd25519KeyPair();
     const target = await start({ hostKey: given.private });
     expect(target.hostPublicKey).toBe(given.public.split(' ').slice(0, 2).join(' '));
     const other = await startEmbeddedSftpServer({ rootDir, username: 'demo', password: 'x' });
