@@ -1,5 +1,7 @@
+import { dirname } from 'node:path';
 import type { Storage } from '../storage/storage.js';
-import { fsyncParentDir } from './sync-local-path.js';
+import type { SyncFolder } from './shared-folder-sync.js';
+import { fsyncDir } from './sync-local-path.js';
 
 export interface CommitTemporaryInput {
   storage: Storage;
@@ -7,6 +9,8 @@ export interface CommitTemporaryInput {
   targetPath: string;
   /** Replace an existing target atomically; otherwise an existing target rejects with E_EXISTS. */
   overwrite: boolean;
+  /** How the folder is synced after the rename (local storage): e.g. a sync shared with other commits. */
+  syncFolder?: SyncFolder;
 }
 
 /**
@@ -15,5 +19,5 @@ export interface CommitTemporaryInput {
  */
 export async function commitTemporary(input: CommitTemporaryInput): Promise<void> {
   await input.storage.rename(input.tempPath, input.targetPath, { overwrite: input.overwrite });
-  if (input.storage.kind === 'local') await fsyncParentDir(input.targetPath);
+  if (input.storage.kind === 'local') await (input.syncFolder ?? fsyncDir)(dirname(input.targetPath));
 }

@@ -5,6 +5,7 @@ import { SyncError, toSyncError } from '../errors/index.js';
 import type { Storage, StorageStat } from '../storage/storage.js';
 import { commitTemporary } from './commit-temporary.js';
 import { hashStream } from './hash-stream.js';
+import type { SyncFolder } from './shared-folder-sync.js';
 import { statIfExists } from './stat-if-exists.js';
 import { fileNameTimestamp, numberedName, withStemSuffix } from './numbered-name.js';
 import { fsyncFile } from './sync-local-path.js';
@@ -33,6 +34,8 @@ export interface CopyFileInput {
   fileMode?: number;
   dirMode?: number;
   signal?: AbortSignal;
+  /** Syncs a local target's folder after the rename; may be shared by the copies of a pass. */
+  syncFolder?: SyncFolder;
 }
 
 export interface CopyFileResult {
@@ -171,13 +174,19 @@ async function commit(
     ...extra,
   });
   if (input.onConflict === 'overwrite') {
-    await commitTemporary({ storage: dst, tempPath, targetPath: dstPath, overwrite: true });
+    await commitTemporary({ storage: dst, tempPath, targetPath: dstPath, overwrite: true, ...syncOf(input) });
     return copied('copied', dstPath);
   }
   // Every other policy must never replace a file: rename without overwrite, and look again on E_EXISTS.
   for (let attempt = 0; attempt < 3; attempt += 1) {
     try {
-      await commitTemporary({ storage: dst, tempPath, targetPath: dstPath, overwrite: false });
+      await commitTemporary({
+        storage: dst,
+        tempPath,
+        targetPath: dstPath,
+        overwrite: false,
+        ...syncOf(input),
+      });
       return copied('copied', dstPath);
     } catch (err) {
       if (!(err instanceof SyncError && err.code === 'E_EXISTS')) throw err;
@@ -190,13 +199,25 @@ async function commit(
       return verdict;
     }
     if (input.onConflict === 'rename') {
-      return copied('renamed', await commitUnderFreeName(dst, tempPath, (n) => numberedName(dstPath, n)));
+      return copied(
+        'renamed',
+        await commitUnderFreeName(dst, tempPath, (n) => numberedName(dstPath, n), syncOf(input)),
+      );
     }
     if (input.onConflict === 'keep-both') {
-      const displacedPath = await commitUnderFreeName(dst, dstPath, (n) =>
-        withStemSuffix(dstPath, `.${fileNameTimestamp(existing.mtimeMs)}${n === 1 ? '' : `-${n}`}`),
+      const displacedPath = await commitUnderFreeName(
+        dst,
+        dstPath,
+        (n) => withStemSuffix(dstPath, `.${fileNameTimestamp(existing.mtimeMs)}${n === 1 ? '' : `-${n}`}`),
+        syncOf(input),
       );
-      await commitTemporary({ storage: dst, tempPath, targetPath: dstPath, overwrite: false });
+      await commitTemporary({
+        storage: dst,
+        tempPath,
+        targetPath: dstPath,
+        overwrite: false,
+        ...syncOf(input),
+      });
       return copied('copied', dstPath, { displacedPath });
     }
   }
@@ -213,11 +234,18 @@ async function commitUnderFreeName(
   dst: Storage,
   fromPath: string,
   nameFor: (n: number) => string,
+  sync: { syncFolder?: SyncFolder },
 ): Promise<string> {
   for (let n = 1; n <= MAX_NUMBERED_NAMES; n += 1) {
     const candidate = nameFor(n);
     try {
-      await commitTemporary({ storage: dst, tempPath: fromPath, targetPath: candidate, overwrite: false });
+      await commitTemporary({
+        storage: dst,
+        tempPath: fromPath,
+        targetPath: candidate,
+        overwrite: false,
+        ...sync,
+      });
       return candidate;
     } catch (err) {
       if (!(err instanceof SyncError && err.code === 'E_EXISTS')) throw err;
@@ -289,6 +317,10 @@ async function isSameFile(input: CopyFileInput, dstPath: string, existing: Stora
   const srcSha256 = input.src.sha256 ?? (await hashLocalFile(input.srcPath));
   const stream = await input.dst.openRead(dstPath, input.signal ? { signal: input.signal } : {});
   return (await hashStream(stream)).sha256 === srcSha256;
+}
+
+function syncOf(input: CopyFileInput): { syncFolder?: SyncFolder } {
+  return input.syncFolder ? { syncFolder: input.syncFolder } : {};
 }
 
 async function hashLocalFile(localPath: string): Promise<string> {

@@ -27,18 +27,24 @@ export interface FetchFileResult {
  * Downloads one remote file into a local temporary and proves it complete: the size
  * matches the listing, the sha256 matches the sidecar when there is one, and the
  * remote file has not changed since it was listed (else E_CHANGED: the partner is
- * still writing it). Then the remote mtime is set and the file synced. On any
- * failure the temporary is removed; nothing is renamed here.
+ * still writing it). The temporary gets the remote mtime and is synced before this
+ * resolves. On any failure the temporary is removed; nothing is renamed here.
  */
 export async function fetchFile(input: FetchFileInput): Promise<FetchFileResult> {
   const { remote, remotePath, tempPath, listed } = input;
   try {
+    // The mtime, the sync and the stat of the source ride along with the download where the
+    // storage can do them there (no reopening, no extra round trip); otherwise they follow.
     const result = await remote.download(remotePath, tempPath, {
       ...(input.signal ? { signal: input.signal } : {}),
       ...(input.onProgress ? { onProgress: input.onProgress } : {}),
       ...(input.fileMode !== undefined ? { fileMode: input.fileMode } : {}),
+      fsync: true,
+      mtimeMs: listed.mtimeMs,
+      expectedSizeBytes: listed.sizeBytes,
+      statSourceAfter: true,
     });
-    const after = await remote.stat(remotePath);
+    const after = result.sourceAfter ?? (await remote.stat(remotePath));
     if (
       after.sizeBytes !== listed.sizeBytes ||
       after.mtimeMs !== listed.mtimeMs ||
@@ -67,10 +73,12 @@ export async function fetchFile(input: FetchFileInput): Promise<FetchFileResult>
         },
       );
     }
-    await utimes(tempPath, new Date(), new Date(listed.mtimeMs)).catch((err: unknown) => {
-      throw toSyncError(err, { op: 'set mtime', path: tempPath });
-    });
-    await fsyncFile(tempPath);
+    if (result.mtimeSet !== true) {
+      await utimes(tempPath, new Date(), new Date(listed.mtimeMs)).catch((err: unknown) => {
+        throw toSyncError(err, { op: 'set mtime', path: tempPath });
+      });
+    }
+    if (result.mtimeSet !== true || result.synced !== true) await fsyncFile(tempPath);
     return result;
   } catch (err) {
     await rm(tempPath, { force: true }).catch(() => undefined);

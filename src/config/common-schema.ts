@@ -9,9 +9,9 @@ import {
 } from './schema-parts.js';
 
 /** Top-level keys every command's config has. */
-export function commonShape(ctx: LoadContext, defaults: { intervalMs: number }) {
+export function commonShape(ctx: LoadContext, defaults: { intervalMs: number; concurrencyLimit?: number }) {
   return {
-    concurrency_limit: intIn(1, 256).default(8),
+    concurrency_limit: intIn(1, 256).default(defaults.concurrencyLimit ?? 8),
     interval: durationIn({ timer: true }).default(defaults.intervalMs),
     schedule: nonEmptyString.optional(),
     time_zone: nonEmptyString.optional(),

@@ -78,7 +78,8 @@ function destinationSchema(ctx: LoadContext) {
 
 function copierShape(ctx: LoadContext) {
   return {
-    ...commonShape(ctx, { intervalMs: 10_000 }),
+    // Many small files need many copies in flight to keep the disk's syncs overlapping (scripts/bench).
+    ...commonShape(ctx, { intervalMs: 10_000, concurrencyLimit: 32 }),
     incoming: localPath(ctx),
     min_age: durationMs.default(0),
     done_dir: localPath(ctx).optional(),

@@ -3,6 +3,7 @@ import type { LimitFunction } from 'p-limit';
 import { type CopyFileResult, copyFile } from '../actions/copy-file.js';
 import { diskFree } from '../actions/disk-free.js';
 import { moveFile } from '../actions/move-file.js';
+import { createSharedFolderSync, type SyncFolder } from '../actions/shared-folder-sync.js';
 import { createPathFilter, type PathFilter } from '../actions/path-filter.js';
 import { joinInside } from '../actions/safe-relative-path.js';
 import { statIfExists } from '../actions/stat-if-exists.js';
@@ -71,6 +72,8 @@ interface DestinationState extends DestinationHandle {
   inFlightBytes: number;
   /** The destination's folder exists and its leftovers are gone (or it is down): copies may start. */
   ready: Promise<void>;
+  /** Folder syncs after renames, shared by every copy of the pass (one sync serves many files). */
+  syncFolder: SyncFolder;
 }
 
 /**
@@ -84,17 +87,19 @@ export async function runCopyPass(input: CopyPassInput): Promise<PassReport[]> {
   const now = input.now ?? Date.now;
   const startedMs = now();
   const incomingReport = emptyReport(INCOMING_ROW);
+  const syncFolder = createSharedFolderSync();
   const states: DestinationState[] = input.destinations.map((handle) => ({
     ...handle,
     filter: createPathFilter(handle.destination.include, handle.destination.exclude),
     report: emptyReport(handle.destination.name),
     inFlightBytes: 0,
     ready: Promise.resolve(),
+    syncFolder,
   }));
   // Each destination gets ready on its own: one slow to connect never holds up the others' copies.
   if (!input.dryRun) for (const state of states) state.ready = prepareDestination(state, states, input);
   try {
-    await copyListedFiles(input, states, incomingReport, now);
+    await copyListedFiles(input, states, incomingReport, now, syncFolder);
   } finally {
     // Also when listing failed: no destination work may outlive the pass.
     await Promise.all(states.map((state) => state.ready));
@@ -115,6 +120,7 @@ async function copyListedFiles(
   states: readonly DestinationState[],
   incomingReport: PassReport,
   now: () => number,
+  syncFolder: SyncFolder,
 ): Promise<void> {
   const { config, log, ledger } = input;
   if (!input.dryRun) {
@@ -184,16 +190,21 @@ async function copyListedFiles(
         }),
       );
       if (results.every(Boolean)) {
-        const released = await releaseIncomingFile({ config, local: input.local, ledger, file, log }).catch(
-          (err: unknown) => {
-            const line = formatErrorLine(
-              toSyncError(err, { op: 'remove from incoming', path: file.localPath }),
-            );
-            noteFileError(incomingReport, line);
-            log.error({ path: file.localPath, err }, `cannot release a delivered file: ${line}`);
-            return false;
-          },
-        );
+        const released = await releaseIncomingFile({
+          config,
+          local: input.local,
+          ledger,
+          file,
+          log,
+          syncFolder,
+        }).catch((err: unknown) => {
+          const line = formatErrorLine(
+            toSyncError(err, { op: 'remove from incoming', path: file.localPath }),
+          );
+          noteFileError(incomingReport, line);
+          log.error({ path: file.localPath, err }, `cannot release a delivered file: ${line}`);
+          return false;
+        });
         if (released) incomingReport.done += 1;
         else incomingReport.waiting += 1;
       } else {
@@ -371,7 +382,7 @@ async function deliver(input: CopyPassInput, state: DestinationState, file: Inco
     });
     if (error.code === 'E_ABORTED' || input.abortSignal.aborted) {
       report.waiting += 1;
-    } else if (DESTINATION_DOWN_CODES.has(error.code)) {
+    } else if (DESTINATION_DOWN_CODES.has(error.code) || (await folderReplaced(storage, destination.path))) {
       markDown(state, error, log);
       report.waiting += 1;
     } else {
@@ -414,6 +425,7 @@ async function copyOnce(
       ...(config.fileMode !== undefined ? { fileMode: config.fileMode } : {}),
       ...(config.dirMode !== undefined ? { dirMode: config.dirMode } : {}),
       signal: input.abortSignal,
+      syncFolder: state.syncFolder,
     });
     fileProgress?.done(true);
     return copied;
@@ -459,6 +471,16 @@ async function hasRoomFor(
 /** The storage could not even connect (after its own retries): the destination is unreachable now. */
 function isConnectFailure(err: unknown): boolean {
   return err instanceof SyncError && err.context.op === 'connect';
+}
+
+/**
+ * The destination's own folder is now something else (a file put in its place
+ * mid-pass): no file can go there this pass, so it is down like a denied one, not a
+ * failure per file.
+ */
+async function folderReplaced(storage: Storage, path: string): Promise<boolean> {
+  const found = await storage.stat(path).catch(() => undefined);
+  return found !== undefined && found.type !== 'dir';
 }
 
 /** The first destination-wide failure of a pass is logged once; the rest of its files wait. */

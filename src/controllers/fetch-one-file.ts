@@ -6,6 +6,7 @@ import { hashStream } from '../actions/hash-stream.js';
 import { numberedName } from '../actions/numbered-name.js';
 import { readSidecarSha256 } from '../actions/read-sidecar.js';
 import { renderLayout } from '../actions/render-layout.js';
+import type { SyncFolder } from '../actions/shared-folder-sync.js';
 import { joinInside } from '../actions/safe-relative-path.js';
 import { statIfExists } from '../actions/stat-if-exists.js';
 import { temporaryPathFor } from '../actions/temporary-name.js';
@@ -32,6 +33,13 @@ export interface FetchOneFileInput {
   nowMs: number;
   signal?: AbortSignal;
   onProgress?: (bytesDone: number, sizeBytes: number) => void;
+  /** Syncs incoming's folders after the rename; shared by the fetches of a pass (one sync serves many). */
+  syncFolder?: SyncFolder;
+  /**
+   * Told once the bytes are in place (the synced temporary, and the archive copy): what
+   * follows, the commit, moves no bytes and waits on ledger and folder syncs.
+   */
+  onDownloaded?: () => void;
 }
 
 /**
@@ -87,12 +95,14 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
         onConflict: 'keep-both',
         verify: 'size',
         preserveMtime: true,
+        ...(input.syncFolder ? { syncFolder: input.syncFolder } : {}),
         ...(config.fileMode !== undefined ? { fileMode: config.fileMode } : {}),
         ...(config.dirMode !== undefined ? { dirMode: config.dirMode } : {}),
         ...(input.signal ? { signal: input.signal } : {}),
       });
       archivePath = archived.dstPath;
     }
+    input.onDownloaded?.();
     const record: FetchRecord = {
       source: source.name,
       remotePath: candidate.remotePath,
@@ -108,7 +118,13 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
       tempPath,
     };
     await ledger.recordFetch(record);
-    await commitTemporary({ storage: local, tempPath, targetPath: localPath, overwrite });
+    await commitTemporary({
+      storage: local,
+      tempPath,
+      targetPath: localPath,
+      overwrite,
+      ...(input.syncFolder ? { syncFolder: input.syncFolder } : {}),
+    });
     await ledger.markCommitted(record);
     return { ...record, commitState: 'committed' };
   } catch (err) {

@@ -1,8 +1,8 @@
 import { posix } from 'node:path';
 import type { LimitFunction } from 'p-limit';
 import { cleanTemporaries } from '../actions/clean-temporaries.js';
-import { diskFree } from '../actions/disk-free.js';
 import { renderLayout } from '../actions/render-layout.js';
+import { createSharedFolderSync, type SyncFolder } from '../actions/shared-folder-sync.js';
 import type { FetcherConfig, SourceConfig } from '../config/index.js';
 import { formatSize } from '../config/index.js';
 import { formatErrorLine, retryWithBackoff, SyncError, toSyncError } from '../errors/index.js';
@@ -13,9 +13,11 @@ import type { Storage } from '../storage/storage.js';
 import { applyAfterFetch } from './apply-after-fetch.js';
 import { fetchOneFile } from './fetch-one-file.js';
 import { type FetchCandidate, listFetchCandidates } from './list-fetch-candidates.js';
+import { createFreeSpaceBudget, type FreeSpaceBudget } from './free-space-budget.js';
 import { emptyReport, logNotableSkips, noteFileError, noteSkip, type PassReport } from './pass-report.js';
 import type { TransferProgress } from './transfer-progress.js';
 import { recoverCommits } from './recover-commits.js';
+import { TransferSlot } from './transfer-slot.js';
 
 export interface FetchSourceHandle {
   source: SourceConfig;
@@ -53,15 +55,20 @@ export async function runFetchPass(input: FetchPassInput): Promise<PassReport[]>
   const { log } = input;
   const now = input.now ?? Date.now;
   const recoveryErrors = input.dryRun ? new Map<string, string[]>() : await prepareIncoming(input);
-  const space = { inFlightBytes: 0 };
+  const space = createFreeSpaceBudget({
+    storage: input.local,
+    path: input.config.incoming,
+    reserveBytes: input.config.minFreeSpaceBytes,
+  });
   const claimedPaths = new Set<string>();
+  const syncFolder = createSharedFolderSync();
   return Promise.all(
     input.sources.map(async (handle) => {
       const report = emptyReport(handle.source.name);
       for (const line of recoveryErrors.get(handle.source.name) ?? []) noteFileError(report, line);
       const startedMs = now();
       try {
-        await fetchSource(input, handle, report, { space, claimedPaths }, now);
+        await fetchSource(input, handle, report, { space, claimedPaths, syncFolder }, now);
       } catch (err) {
         const error = toSyncError(err, { source: handle.source.name, host: handle.remote.label });
         if (error.code === 'E_ABORTED' || input.abortSignal.aborted) report.error ??= 'interrupted';
@@ -116,9 +123,11 @@ async function prepareIncoming(input: FetchPassInput): Promise<Map<string, strin
   return errors;
 }
 
-/** What the transfers of one pass share: bytes promised in incoming, and incoming names about to be taken. */
+/** What the transfers of one pass share: free space in incoming, and incoming names about to be taken. */
 interface PassShared {
-  space: { inFlightBytes: number };
+  space: FreeSpaceBudget;
+  /** Folder syncs after the renames into incoming, shared between the commits of the pass. */
+  syncFolder: SyncFolder;
   claimedPaths: Set<string>;
 }
 
@@ -171,27 +180,24 @@ async function fetchSource(
   let sourceDown: SyncError | undefined;
   let spaceShort = 0;
   await Promise.all(
-    candidates.map((candidate) =>
-      input.limit(async () => {
+    candidates.map(async (candidate) => {
+      const slot = new TransferSlot(input.limit);
+      await slot.acquire();
+      try {
         if (input.stopSignal.aborted || sourceDown) {
           report.waiting += 1;
           return;
         }
-        const room = await diskFree({
-          storage: input.local,
-          path: config.incoming,
-          reserveBytes: config.minFreeSpaceBytes,
-          inFlightBytes: space.inFlightBytes,
-        });
-        if (room !== null && room < candidate.sizeBytes) {
+        if (!(await space.reserve(candidate.sizeBytes))) {
           spaceShort += 1;
           report.waiting += 1;
           noteSkip(report, 'not enough free space in incoming', candidate.relPath);
           return;
         }
-        space.inFlightBytes += candidate.sizeBytes;
+        let writtenBytes = 0;
         try {
-          const record = await fetchWithRetries(input, handle, candidate, shared.claimedPaths, now);
+          const record = await fetchWithRetries(input, handle, candidate, shared, slot, now);
+          writtenBytes = candidate.sizeBytes;
           report.done += 1;
           report.bytes += candidate.sizeBytes;
           const failure = await applyAfterFetch({
@@ -227,10 +233,12 @@ async function fetchSource(
             if (SOURCE_DOWN_CODES.has(error.code)) sourceDown ??= error;
           }
         } finally {
-          space.inFlightBytes -= candidate.sizeBytes;
+          space.release(candidate.sizeBytes, writtenBytes);
         }
-      }),
-    ),
+      } finally {
+        slot.release();
+      }
+    }),
   );
   if (sourceDown) {
     report.error = `${formatErrorLine(sourceDown)} (the remaining files wait for the next pass)`;
@@ -249,7 +257,8 @@ async function fetchWithRetries(
   input: FetchPassInput,
   handle: FetchSourceHandle,
   candidate: FetchCandidate,
-  claimedPaths: Set<string>,
+  shared: PassShared,
+  slot: TransferSlot,
   now: () => number,
 ): Promise<FetchRecord> {
   const { config, ledger, log } = input;
@@ -260,19 +269,26 @@ async function fetchWithRetries(
   );
   try {
     const record = await retryWithBackoff(
-      () =>
-        fetchOneFile({
+      async () => {
+        // A retry transfers again: it waits for a place under the cap like any transfer.
+        await slot.acquire();
+        return fetchOneFile({
           config,
           source,
           remote,
           local: input.local,
           ledger,
           candidate,
-          claimedPaths,
+          claimedPaths: shared.claimedPaths,
+          syncFolder: shared.syncFolder,
           nowMs: now(),
           signal: input.abortSignal,
           ...(fileProgress ? { onProgress: (bytesDone: number) => fileProgress.update(bytesDone) } : {}),
-        }),
+          // With after_fetch keep nothing follows on the server: the commit need not hold a place. A
+          // delete or move does, and keeps its place to the end, so files stay in listing order.
+          ...(source.afterFetch === 'keep' ? { onDownloaded: () => slot.release() } : {}),
+        });
+      },
       {
         retries: source.retries,
         baseDelayMs: 1_000,

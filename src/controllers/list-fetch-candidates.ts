@@ -67,7 +67,7 @@ export async function listFetchCandidates(input: ListFetchCandidatesInput): Prom
       const line = formatErrorLine(
         toSyncError(error, { op: 'list', path: posix.join(source.remoteDir, relPath), host: remote.label }),
       );
-      log.warn({ source: source.name, folder: relPath, err: error }, `cannot list a folder: ${line}`);
+      log.error({ source: source.name, folder: relPath, err: error }, `cannot list a folder: ${line}`);
       noteFileError(report, line);
     },
   });

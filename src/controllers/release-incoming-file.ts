@@ -3,7 +3,8 @@ import { basename, dirname, join } from 'node:path';
 import { moveFile } from '../actions/move-file.js';
 import { joinInside } from '../actions/safe-relative-path.js';
 import { statIfExists } from '../actions/stat-if-exists.js';
-import { fsyncParentDir } from '../actions/sync-local-path.js';
+import type { SyncFolder } from '../actions/shared-folder-sync.js';
+import { fsyncDir } from '../actions/sync-local-path.js';
 import type { CopierConfig } from '../config/index.js';
 import { formatErrorLine, SyncError } from '../errors/index.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -17,6 +18,8 @@ export interface ReleaseIncomingFileInput {
   ledger: Ledger;
   file: IncomingFile;
   log: Logger;
+  /** Syncs incoming's folder after the removal; may be shared by the releases of a pass. */
+  syncFolder?: SyncFolder;
 }
 
 /**
@@ -37,7 +40,7 @@ export async function releaseIncomingFile(input: ReleaseIncomingFileInput): Prom
       ? await removeDelivered(local, file, log)
       : await moveDelivered(local, file, config.doneDir, config.dirMode, log);
   if (!released) return false;
-  await fsyncParentDir(file.localPath);
+  await (input.syncFolder ?? fsyncDir)(dirname(file.localPath));
   await ledger.forgetDeliveries(file);
   return true;
 }

@@ -12,6 +12,13 @@ export interface GroupCommitOptions {
   maxBatchWrites: number;
   /** Wraps any failure as the SyncError the writer sees. */
   toError: (err: unknown, op: string) => SyncError;
+  /**
+   * Makes committed transactions durable (an fsync of the WAL) off the event loop, for a
+   * database whose COMMIT does not sync by itself (WAL with `synchronous=NORMAL`). When
+   * given, a batch resolves only once a sync that started after its COMMIT has ended, and
+   * the next COMMIT waits for the sync in flight: the batch grows meanwhile.
+   */
+  sync?: () => Promise<void>;
 }
 
 export interface GroupCommitStats {
@@ -21,7 +28,7 @@ export interface GroupCommitStats {
   committedWrites: number;
   /** Transactions that failed and were rolled back (every write in them rejected). */
   failedBatches: number;
-  /** Time spent inside COMMIT (the fsync), during which the event loop is blocked. */
+  /** Time spent inside COMMIT (the fsync, unless `sync` does it), during which the event loop is blocked. */
   commitMs: number;
 }
 
@@ -53,6 +60,9 @@ export class GroupCommit {
   private readonly beginStatement: Database.Statement;
   private readonly commitStatement: Database.Statement;
   private batch: PendingWrite[] = [];
+  /** Batches committed but not yet covered by a sync (only with `sync`). */
+  private unsynced: PendingWrite[][] = [];
+  private syncing: Promise<void> | undefined;
   private cancelScheduled: (() => void) | undefined;
   private lastCommitEndMs = Number.NEGATIVE_INFINITY;
   private readonly counters: GroupCommitStats = {
@@ -125,9 +135,20 @@ export class GroupCommit {
       this.lastCommitEndMs = performance.now();
       this.counters.commitMs += this.lastCommitEndMs - startedMs;
     }
+    if (this.options.sync) {
+      this.unsynced.push(batch);
+      this.startSync();
+      return;
+    }
     this.counters.commits += 1;
     this.counters.committedWrites += batch.length;
     this.settle(batch, undefined);
+  }
+
+  /** Commits the open batch and waits until every committed write is durable (before close). */
+  async drain(): Promise<void> {
+    this.commitNow();
+    while (this.syncing) await this.syncing;
   }
 
   get pendingWrites(): number {
@@ -138,8 +159,38 @@ export class GroupCommit {
     return { ...this.counters };
   }
 
+  /**
+   * One sync at a time; it covers every batch committed before it started. Batches
+   * committed while it ran wait for the next one, and the open batch commits when it ends.
+   */
+  private startSync(): void {
+    const sync = this.options.sync;
+    if (!sync || this.syncing || this.unsynced.length === 0) return;
+    const covered = this.unsynced;
+    this.unsynced = [];
+    const done = (err: SyncError | undefined): void => {
+      this.syncing = undefined;
+      for (const batch of covered) {
+        if (err) this.counters.failedBatches += 1;
+        else {
+          this.counters.commits += 1;
+          this.counters.committedWrites += batch.length;
+        }
+        this.settle(batch, err);
+      }
+      if (this.unsynced.length > 0) this.startSync();
+      else if (this.batch.length > 0) this.scheduleCommit();
+    };
+    this.syncing = sync().then(
+      () => done(undefined),
+      (err: unknown) => done(this.options.toError(err, 'sync ledger writes')),
+    );
+  }
+
   private scheduleCommit(): void {
     if (this.cancelScheduled !== undefined) return;
+    // The sync in flight commits the open batch when it ends (startSync).
+    if (this.syncing) return;
     const fire = (): void => {
       this.cancelScheduled = undefined;
       this.commitNow();

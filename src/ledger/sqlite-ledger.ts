@@ -15,6 +15,7 @@ import {
 } from './ledger.js';
 import { prepareLedgerSchema } from './ledger-schema.js';
 import { toLedgerError } from './to-ledger-error.js';
+import { createWalSync, type WalSync } from './wal-sync.js';
 
 export interface SqliteLedgerOptions {
   /** Folder of the database; created when missing. */
@@ -91,8 +92,9 @@ interface PassRow {
 }
 
 /**
- * Opens (creating when missing) the ledger database `stateDir/fileName`: WAL, with
- * `synchronous=FULL` so a resolved write survives a crash of the process or the machine.
+ * Opens (creating when missing) the ledger database `stateDir/fileName`: WAL, and a
+ * write resolves only once the WAL holding it was fsynced, so a resolved write survives a
+ * crash of the process or the machine (the fsync runs off the event loop, see WalSync).
  *
  * Writes are group-committed (see `GroupCommit`): each is applied at once and resolves
  * after the transaction that holds it commits, within a few ms. Reads run on the same
@@ -112,14 +114,18 @@ export function openSqliteLedger(options: SqliteLedgerOptions): SqliteLedger {
   try {
     db = new Database(dbPath, { timeout: busyTimeoutMs });
     const journalMode = String(db.pragma('journal_mode = WAL', { simple: true }));
-    db.pragma('synchronous = FULL');
+    // In WAL mode FULL differs from NORMAL only by an fsync of the WAL inside every COMMIT,
+    // which would block the event loop: GroupCommit does that fsync itself, off the loop,
+    // before any write resolves (WalSync). Other journal modes need FULL for durability.
+    const walSync = journalMode === 'wal' ? createWalSync(`${dbPath}-wal`) : undefined;
+    db.pragma(walSync ? 'synchronous = NORMAL' : 'synchronous = FULL');
     db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     // Cap the WAL file left after a checkpoint; it otherwise keeps its largest size.
     db.pragma('journal_size_limit = 67108864');
     prepareLedgerSchema(db, dbPath);
     // SQLite quietly opens an unwritable file read-only; find out now, not after the first file is fetched.
     db.exec('BEGIN IMMEDIATE; DELETE FROM fetches WHERE 0; ROLLBACK');
-    return new SqliteLedgerImpl(db, dbPath, journalMode, options);
+    return new SqliteLedgerImpl(db, dbPath, journalMode, options, walSync);
   } catch (err) {
     try {
       db?.close();
@@ -172,6 +178,7 @@ class SqliteLedgerImpl implements SqliteLedger {
   private readonly journalMode: string;
   private readonly commits: GroupCommit;
   private readonly readOnly: boolean;
+  private readonly walSync: WalSync | undefined;
   private closed = false;
 
   private readonly fetchExists: Database.Statement<[string, string, number, number], number>;
@@ -198,15 +205,23 @@ class SqliteLedgerImpl implements SqliteLedger {
     { files: number; bytes: number; passes: number }
   >;
 
-  constructor(db: Database.Database, dbPath: string, journalMode: string, options: SqliteLedgerOptions) {
+  constructor(
+    db: Database.Database,
+    dbPath: string,
+    journalMode: string,
+    options: SqliteLedgerOptions,
+    walSync?: WalSync,
+  ) {
     this.db = db;
     this.dbPath = dbPath;
     this.journalMode = journalMode;
     this.readOnly = options.readOnly ?? false;
+    this.walSync = walSync;
     this.commits = new GroupCommit(db, {
       commitIntervalMs: options.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS,
       maxBatchWrites: options.maxBatchWrites ?? DEFAULT_MAX_BATCH_WRITES,
       toError: (err, op) => toLedgerError(err, { op, path: dbPath }),
+      ...(walSync ? { sync: () => walSync.sync() } : {}),
     });
 
     this.fetchExists = db
@@ -476,11 +491,12 @@ class SqliteLedgerImpl implements SqliteLedger {
     });
   }
 
-  close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    // Writers learn of a failed final commit through their own promises.
-    this.commits.commitNow();
+    // Writers learn of a failed final commit or sync through their own promises.
+    await this.commits.drain();
+    await this.walSync?.close().catch(() => undefined);
     try {
       this.db.pragma('optimize');
     } catch {
@@ -489,9 +505,8 @@ class SqliteLedgerImpl implements SqliteLedger {
     try {
       this.db.close();
     } catch (err) {
-      return Promise.reject(toLedgerError(err, { op: 'close ledger', path: this.dbPath }));
+      throw toLedgerError(err, { op: 'close ledger', path: this.dbPath });
     }
-    return Promise.resolve();
   }
 
   stats(): SqliteLedgerStats {

@@ -2,6 +2,9 @@ import { Worker } from 'node:worker_threads';
 import { SyncError, toSyncError } from '../errors/index.js';
 import { type FileSinkOptions, type HashingFileSink, MAX_QUEUED_WRITE_BYTES } from './hashing-file-sink.js';
 
+/** With `syncAtEnd`, the worker starts writing a file back to disk each time this much more was written. */
+const EARLY_SYNC_BYTES = 32 * 1024 * 1024;
+
 /**
  * The worker's code, as plain CommonJS evaluated in the thread: a file next to this
  * one would need a different path under tsx, vitest and the compiled build. It
@@ -12,15 +15,70 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
+const EARLY_SYNC_BYTES = ${EARLY_SYNC_BYTES};
 const jobs = new Map();
+// A file that is synced at the end is also written back while it grows: one fdatasync at a
+// time on the thread pool (this thread keeps writing), so the final fsync finds the disk
+// nearly caught up instead of starting on the whole file. A failed one fails the job: after
+// a failed fsync the kernel may drop the pages, and a later fsync would not say so.
+function earlySync(job) {
+  if (!job.syncEarly || job.syncing || job.position - job.syncedTo < EARLY_SYNC_BYTES) return;
+  job.syncing = true;
+  const upTo = job.position;
+  fs.fdatasync(job.fd, (err) => {
+    job.syncing = false;
+    if (err) job.syncError = job.syncError || err;
+    else job.syncedTo = upTo;
+    const next = job.afterSync;
+    job.afterSync = undefined;
+    if (next) next();
+  });
+}
+function whenNotSyncing(job, fn) {
+  if (job.syncing) job.afterSync = fn;
+  else fn();
+}
+function closeQuietly(fd) {
+  try { fs.closeSync(fd); } catch {}
+}
+function finish(msg, job) {
+  try {
+    if (job.syncError) throw job.syncError;
+    if (msg.mtimeMs !== undefined) fs.futimesSync(job.fd, new Date(), new Date(msg.mtimeMs));
+    if (msg.fsync) fs.fsyncSync(job.fd);
+    jobs.delete(msg.job);
+    fs.closeSync(job.fd);
+    parentPort.postMessage({ type: 'done', job: msg.job, sizeBytes: job.position, sha256: job.hash.digest('hex') });
+  } catch (err) {
+    jobs.delete(msg.job);
+    closeQuietly(job.fd);
+    parentPort.postMessage({ type: 'error', job: msg.job, code: err && err.code, message: String(err && err.message) });
+  }
+}
 parentPort.on('message', (msg) => {
   const job = jobs.get(msg.job);
   try {
     if (msg.type === 'open') {
       const fd = fs.openSync(msg.path, 'w', msg.mode === undefined ? 0o666 : msg.mode);
-      jobs.set(msg.job, { fd, hash: createHash('sha256'), position: 0, failed: false });
+      jobs.set(msg.job, { fd, hash: createHash('sha256'), position: 0, failed: false, syncEarly: msg.syncEarly, syncedTo: 0, syncing: false });
       if (msg.mode !== undefined) fs.fchmodSync(fd, msg.mode);
       parentPort.postMessage({ type: 'opened', job: msg.job });
+    } else if (msg.type === 'finish') {
+      whenNotSyncing(job, () => finish(msg, job));
+      return;
+    } else if (msg.type === 'abort') {
+      const end = () => {
+        if (job) {
+          jobs.delete(msg.job);
+          closeQuietly(job.fd);
+        }
+        try { fs.rmSync(msg.path, { force: true }); } catch {}
+        parentPort.postMessage({ type: 'aborted', job: msg.job });
+      };
+      // Never close a descriptor the pool may still be syncing: the number could be reused meanwhile.
+      if (job) whenNotSyncing(job, end);
+      else end();
+      return;
     } else if (msg.type === 'data') {
       if (!job || job.failed) return;
       const views = msg.buffers.map((buffer, index) => Buffer.from(buffer, 0, msg.lengths[index]));
@@ -40,24 +98,13 @@ parentPort.on('message', (msg) => {
       }
       job.position += total;
       parentPort.postMessage({ type: 'written', job: msg.job, bytes: total, buffers: msg.buffers }, msg.buffers);
-    } else if (msg.type === 'finish') {
-      if (msg.fsync) fs.fsyncSync(job.fd);
-      jobs.delete(msg.job);
-      fs.closeSync(job.fd);
-      parentPort.postMessage({ type: 'done', job: msg.job, sizeBytes: job.position, sha256: job.hash.digest('hex') });
-    } else if (msg.type === 'abort') {
-      if (job) {
-        jobs.delete(msg.job);
-        try { fs.closeSync(job.fd); } catch {}
-      }
-      try { fs.rmSync(msg.path, { force: true }); } catch {}
-      parentPort.postMessage({ type: 'aborted', job: msg.job });
+      earlySync(job);
     }
   } catch (err) {
     if (job) job.failed = true;
-    if (msg.type === 'open' || msg.type === 'finish') {
+    if (msg.type === 'open') {
       const opened = jobs.get(msg.job);
-      if (opened) { jobs.delete(msg.job); try { fs.closeSync(opened.fd); } catch {} }
+      if (opened) { jobs.delete(msg.job); closeQuietly(opened.fd); }
     }
     parentPort.postMessage({ type: 'error', job: msg.job, code: err && err.code, message: String(err && err.message) });
   }
@@ -127,7 +174,7 @@ export class HashWriteWorker {
           case 'written':
             queuedBytes -= reply.bytes;
             if (queuedBytes <= MAX_QUEUED_WRITE_BYTES / 2) drained?.();
-            for (const buffer of reply.buffers) options.onChunkFree?.(Buffer.from(buffer));
+            for (const buffer of reply.buffers) options.onChunkFree?.(Buffer.from(buffer), true);
             return;
           case 'done':
             this.finishJob(jobId);
@@ -147,7 +194,13 @@ export class HashWriteWorker {
 
     await new Promise<void>((resolve, reject) => {
       opened = { resolve, reject };
-      worker.postMessage({ type: 'open', job: jobId, path: localPath, mode: options.fileMode });
+      worker.postMessage({
+        type: 'open',
+        job: jobId,
+        path: localPath,
+        mode: options.fileMode,
+        syncEarly: options.syncAtEnd === true,
+      });
     }).catch((err: unknown) => {
       this.finishJob(jobId);
       throw err;
@@ -188,12 +241,12 @@ export class HashWriteWorker {
         }
         throwIfFailed();
       },
-      finish: (fsync) =>
+      finish: ({ fsync, mtimeMs }) =>
         new Promise((resolve, reject) => {
           if (state.failure) return reject(state.failure);
           done = { resolve, reject };
           sendBatch();
-          worker.postMessage({ type: 'finish', job: jobId, fsync });
+          worker.postMessage({ type: 'finish', job: jobId, fsync, mtimeMs });
         }),
       abort: () =>
         new Promise<void>((resolve) => {

@@ -12,10 +12,16 @@ import { writeAllAt } from './write-all.js';
 export interface HashingFileSink {
   /** Appends `chunk`. The sink owns it from now on (it may move to another thread). */
   write(chunk: Buffer): Promise<void>;
-  /** Writes what is queued, fsyncs when asked, closes the file. */
-  finish(fsync: boolean): Promise<{ sizeBytes: number; sha256: string }>;
+  /** Writes what is queued, sets the mtime and fsyncs when asked, closes the file. */
+  finish(options: SinkFinishOptions): Promise<{ sizeBytes: number; sha256: string }>;
   /** Closes and removes the file; never throws. */
   abort(): Promise<void>;
+}
+
+export interface SinkFinishOptions {
+  fsync: boolean;
+  /** Modification time to give the file before it is synced. */
+  mtimeMs?: number;
 }
 
 export interface FileSinkOptions {
@@ -24,14 +30,23 @@ export interface FileSinkOptions {
   fileMode?: number;
   /** Names the operation in errors. */
   op: string;
-  /** Called with each chunk once nothing refers to it any more, so its memory can serve again. */
-  onChunkFree?: (chunk: Buffer) => void;
+  /**
+   * Called with each chunk once nothing refers to it any more, so its memory can serve
+   * again. `moved`: the memory went to another thread and came back, as a new
+   * ArrayBuffer that nothing else shares.
+   */
+  onChunkFree?: (chunk: Buffer, moved: boolean) => void;
+  /**
+   * The file will be synced at the end: start writing it back to disk while it is still
+   * being written (a sink for big files may), so the final sync finds little left to do.
+   */
+  syncAtEnd?: boolean;
 }
 
 /** Bytes gathered before one `writev`: fewer, larger system calls. */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 /** Bytes queued for the disk before `write` waits: a slow disk must not fill memory. */
-export const MAX_QUEUED_WRITE_BYTES = 16 * 1024 * 1024;
+export const MAX_QUEUED_WRITE_BYTES = 8 * 1024 * 1024;
 
 /** A sink that hashes on the calling thread and writes through libuv's thread pool, overlapping the caller. */
 export async function openInlineSink(options: FileSinkOptions): Promise<HashingFileSink> {
@@ -69,7 +84,7 @@ export async function openInlineSink(options: FileSinkOptions): Promise<HashingF
       if (state.failure) return;
       try {
         await writeAllAt(fileHandle, buffers, at);
-        for (const buffer of buffers) options.onChunkFree?.(buffer);
+        for (const buffer of buffers) options.onChunkFree?.(buffer, false);
       } catch (err) {
         state.failure = toSyncError(err, { op, path: localPath });
       } finally {
@@ -88,11 +103,12 @@ export async function openInlineSink(options: FileSinkOptions): Promise<HashingF
       if (queuedBytes > MAX_QUEUED_WRITE_BYTES) await chain;
       throwIfFailed();
     },
-    async finish(fsync) {
+    async finish({ fsync, mtimeMs }) {
       flush();
       await chain;
       throwIfFailed();
       try {
+        if (mtimeMs !== undefined) await fileHandle.utimes(new Date(), new Date(mtimeMs));
         if (fsync) await fileHandle.sync();
         state.closed = true;
         await fileHandle.close();

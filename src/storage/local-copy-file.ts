@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type FileHandle, open, rm } from 'node:fs/promises';
+import { type FileHandle, open, rm, stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { SyncError, toSyncError } from '../errors/index.js';
 import { createProgressReporter } from './progress-reporter.js';
@@ -64,13 +64,23 @@ export async function copyLocalFile(
       );
     }
     progress.finish();
+    if (options.mtimeMs !== undefined) await dst.utimes(new Date(), new Date(options.mtimeMs));
     if (options.fsync) await dst.sync();
     await dst.close();
     dst = undefined;
+    let sourceAfter: { sizeBytes: number; mtimeMs: number } | undefined;
+    if (options.statSourceAfter) {
+      failedPath = srcPath;
+      const after = await stat(srcPath);
+      sourceAfter = { sizeBytes: after.size, mtimeMs: after.mtimeMs };
+    }
     return {
       sizeBytes: position,
       sha256: hash.digest('hex'),
       durationMs: Math.round(performance.now() - startedAt),
+      synced: options.fsync === true,
+      mtimeSet: options.mtimeMs !== undefined,
+      ...(sourceAfter ? { sourceAfter } : {}),
     };
   } catch (err) {
     if (dst) await dst.close().catch(() => undefined);

@@ -1,12 +1,16 @@
-import type { Dir, Stats } from 'node:fs';
-import { lstat, opendir, readlink } from 'node:fs/promises';
+import { type Dir, lstatSync, readlinkSync, type Stats } from 'node:fs';
+import { opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRetryable, SyncError, toSyncError } from '../errors/index.js';
 import { entryTypeOfMode } from './entry-type.js';
 import type { ListOptions, StorageEntry } from './storage.js';
 
 const OP = 'list';
-/** Entries `lstat`ed together: the calls run on libuv's thread pool, in parallel. */
+/**
+ * Entries read and `lstat`ed in one go, with direct system calls (a few µs each on a
+ * local disk; through the thread pool each cost ~20 µs of hand-offs), before the
+ * listing yields to the event loop again.
+ */
 const LSTAT_BATCH = 64;
 
 /**
@@ -43,7 +47,7 @@ export async function* localList(dirPath: string, options: ListOptions): AsyncGe
         throwIfAborted(options.signal, folderPath);
         let entries: LocalEntry[] | null;
         try {
-          entries = await readBatch(dir, pathBytes, relDir);
+          entries = readBatch(dir, pathBytes, relDir);
         } catch (err) {
           const mapped = toSyncError(err, { op: OP, path: folderPath });
           if (reportFolderError(mapped, relDir, options)) break;
@@ -81,33 +85,25 @@ interface LocalEntry {
 const SLASH = Buffer.from('/');
 
 /** Up to LSTAT_BATCH entries with their metadata; null at the end of the folder. */
-async function readBatch(dir: Dir, folderBytes: Buffer, relDir: string): Promise<LocalEntry[] | null> {
-  const names: Buffer[] = [];
-  while (names.length < LSTAT_BATCH) {
-    const dirent = await dir.read();
+function readBatch(dir: Dir, folderBytes: Buffer, relDir: string): LocalEntry[] | null {
+  const entries: LocalEntry[] = [];
+  let read = 0;
+  while (read < LSTAT_BATCH) {
+    const dirent = dir.readSync();
     if (!dirent) break;
-    names.push(dirent.name as unknown as Buffer);
+    read += 1;
+    const entry = describeEntry(folderBytes, relDir, dirent.name as unknown as Buffer);
+    if (entry) entries.push(entry);
   }
-  if (names.length === 0) return null;
-  const entries = await Promise.all(names.map((nameBytes) => describeEntry(folderBytes, relDir, nameBytes)));
-  return entries.filter((entry): entry is LocalEntry => entry !== undefined);
+  return read === 0 ? null : entries;
 }
 
-async function describeEntry(
-  folderBytes: Buffer,
-  relDir: string,
-  nameBytes: Buffer,
-): Promise<LocalEntry | undefined> {
+function describeEntry(folderBytes: Buffer, relDir: string, nameBytes: Buffer): LocalEntry | undefined {
   const path = Buffer.concat([folderBytes, SLASH, nameBytes]);
   const name = nameBytes.toString('utf8');
-  let stats: Stats;
-  try {
-    stats = await lstat(path);
-  } catch (err) {
-    // Removed between readdir and lstat: it is simply no longer there.
-    if ((err as { code?: unknown }).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  // Removed between readdir and lstat: it is simply no longer there.
+  const stats: Stats | undefined = lstatSync(path, { throwIfNoEntry: false });
+  if (!stats) return undefined;
   const type = entryTypeOfMode(stats.mode);
   const entry: StorageEntry = {
     name,
@@ -119,7 +115,7 @@ async function describeEntry(
   };
   if (type === 'link') {
     try {
-      entry.linkTarget = await readlink(path, 'utf8');
+      entry.linkTarget = readlinkSync(path, 'utf8');
     } catch {
       // Replaced between lstat and readlink: reported without a target.
     }

@@ -1,4 +1,4 @@
-import { link, lstat, rename, unlink } from 'node:fs/promises';
+import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { SyncError, toSyncError } from '../errors/index.js';
 
 /** File systems that cannot hard-link answer with one of these; renaming then needs a check first. */
@@ -11,34 +11,48 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLI
  * file systems without hard links, fall back to check-then-rename, which a
  * concurrent writer could race.
  */
-export async function renameLocal(fromPath: string, toPath: string, overwrite: boolean): Promise<void> {
+export function renameLocal(fromPath: string, toPath: string, overwrite: boolean): Promise<void> {
+  try {
+    renameLocalSync(fromPath, toPath, overwrite);
+    return Promise.resolve();
+  } catch (err) {
+    return Promise.reject(toSyncError(err, { op: 'rename', path: fromPath, dstPath: toPath }));
+  }
+}
+
+/**
+ * The same as direct system calls: a rename or a link within a local folder takes
+ * microseconds, a trip through libuv's thread pool several times that (see
+ * createLocalStorage). Throws a SyncError.
+ */
+function renameLocalSync(fromPath: string, toPath: string, overwrite: boolean): void {
   const op = 'rename';
   const context = { op, path: fromPath, dstPath: toPath };
   try {
     if (overwrite) {
-      await rename(fromPath, toPath);
+      renameSync(fromPath, toPath);
       return;
     }
-    const source = await lstat(fromPath);
-    if (!source.isDirectory()) {
-      try {
-        await link(fromPath, toPath);
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        if (typeof code !== 'string' || !NO_HARD_LINKS.has(code)) throw err;
-        await renameIfAbsent(fromPath, toPath);
-        return;
-      }
-      try {
-        await unlink(fromPath);
-      } catch (err) {
-        // Leave things as they were: one name, not two.
-        await unlink(toPath).catch(() => undefined);
-        throw err;
-      }
+    try {
+      linkSync(fromPath, toPath);
+    } catch (err) {
+      // A folder cannot be hard-linked (EPERM), nor can anything on some file systems.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code !== 'string' || !NO_HARD_LINKS.has(code)) throw err;
+      renameIfAbsent(fromPath, toPath);
       return;
     }
-    await renameIfAbsent(fromPath, toPath);
+    try {
+      unlinkSync(fromPath);
+    } catch (err) {
+      // Leave things as they were: one name, not two.
+      try {
+        unlinkSync(toPath);
+      } catch {
+        // The first failure is the one to report.
+      }
+      throw err;
+    }
   } catch (err) {
     const mapped = toSyncError(err, context);
     if (mapped.code === 'E_EXISTS' && mapped.context.errno === 'EEXIST') {
@@ -52,8 +66,8 @@ export async function renameLocal(fromPath: string, toPath: string, overwrite: b
   }
 }
 
-async function renameIfAbsent(fromPath: string, toPath: string): Promise<void> {
-  const existing = await lstat(toPath).catch(() => undefined);
-  if (existing) throw Object.assign(new Error(`target exists: ${toPath}`), { code: 'EEXIST' });
-  await rename(fromPath, toPath);
+function renameIfAbsent(fromPath: string, toPath: string): void {
+  if (lstatSync(toPath, { throwIfNoEntry: false }))
+    throw Object.assign(new Error(`target exists: ${toPath}`), { code: 'EEXIST' });
+  renameSync(fromPath, toPath);
 }

@@ -1,5 +1,16 @@
-import type { Stats } from 'node:fs';
-import { chmod, lstat, mkdir, readlink, realpath, rmdir, stat, unlink, utimes } from 'node:fs/promises';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  readlinkSync,
+  realpathSync,
+  rmdirSync,
+  type Stats,
+  statSync,
+  unlinkSync,
+  utimesSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
 import { toSyncError } from '../errors/index.js';
 import { diskFreeBytes } from './disk-free-bytes.js';
 import { entryTypeOfMode } from './entry-type.js';
@@ -13,6 +24,13 @@ import type { Storage, StorageStat } from './storage.js';
  * The Storage of the local disk: absolute local paths, Node's fs underneath, errors
  * mapped with `toSyncError` (op, path). `download` and `upload` are both local
  * copies here (the source or target is simply on this disk too).
+ *
+ * Metadata calls (stat, mkdir, rename, unlink, utimes, chmod, readlink) are direct
+ * system calls: on a local disk each takes a few microseconds, while a trip through
+ * libuv's thread pool costs several times that in thread hand-offs, and with
+ * thousands of small files those hand-offs were most of the work (strace: 27 futex
+ * calls per fetched file). Bytes and fsyncs stay on the thread pool: they wait on
+ * the disk.
  */
 export function createLocalStorage(): Storage {
   return {
@@ -24,17 +42,17 @@ export function createLocalStorage(): Storage {
     },
 
     stat(path, options = {}) {
-      return call('stat', path, async () =>
-        toStorageStat(options.followLinks === false ? await lstat(path) : await stat(path)),
+      return call('stat', path, () =>
+        toStorageStat(options.followLinks === false ? lstatSync(path) : statSync(path)),
       );
     },
 
     readLink(path) {
-      return call('readLink', path, () => readlink(path));
+      return call('readLink', path, () => readlinkSync(path));
     },
 
     realPath(path) {
-      return call('realPath', path, () => realpath(path));
+      return call('realPath', path, () => realpathSync(path));
     },
 
     openRead(path, options = {}) {
@@ -54,26 +72,31 @@ export function createLocalStorage(): Storage {
     },
 
     remove(path) {
-      return call('remove', path, () => unlink(path));
+      return call('remove', path, () => unlinkSync(path));
     },
 
     removeDir(path) {
-      return call('removeDir', path, () => rmdir(path));
+      return call('removeDir', path, () => rmdirSync(path));
     },
 
     mkdirp(path, options = {}) {
-      return call('mkdirp', path, async () => {
-        await mkdir(path, { recursive: true, ...(options.mode === undefined ? {} : { mode: options.mode }) });
+      return call('mkdirp', path, () => {
+        const firstCreated = mkdirSync(path, {
+          recursive: true,
+          ...(options.mode === undefined ? {} : { mode: options.mode }),
+        });
+        if (options.mode !== undefined && firstCreated !== undefined)
+          chmodCreated(firstCreated, path, options.mode);
       });
     },
 
     setTimes(path, mtimeMs) {
       const seconds = mtimeMs / 1000;
-      return call('setTimes', path, () => utimes(path, seconds, seconds));
+      return call('setTimes', path, () => utimesSync(path, seconds, seconds));
     },
 
     setMode(path, mode) {
-      return call('setMode', path, () => chmod(path, mode));
+      return call('setMode', path, () => chmodSync(path, mode));
     },
 
     freeSpace(path) {
@@ -86,11 +109,24 @@ export function createLocalStorage(): Storage {
   };
 }
 
-async function call<T>(op: string, path: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * mkdir's mode passes through the umask, but a configured `dir_mode` is meant
+ * exactly: the folders this call made (`firstCreated` down to `path`) get it, and
+ * folders that already existed are left alone.
+ */
+function chmodCreated(firstCreated: string, path: string, mode: number): void {
+  for (let current = path; ; current = dirname(current)) {
+    chmodSync(current, mode);
+    if (current === firstCreated || dirname(current) === current) return;
+  }
+}
+
+/** Runs one direct system call; its answer or its error (mapped) as a promise, like every Storage method. */
+function call<T>(op: string, path: string, fn: () => T): Promise<T> {
   try {
-    return await fn();
+    return Promise.resolve(fn());
   } catch (err) {
-    throw toSyncError(err, { op, path });
+    return Promise.reject(toSyncError(err, { op, path }));
   }
 }
 

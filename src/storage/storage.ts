@@ -117,6 +117,20 @@ export interface TransferOptions {
   fileMode?: number;
   /** fsync the written file before resolving (local targets; SFTP uses fsync@openssh.com where offered). */
   fsync?: boolean;
+  /** Modification time for the written file, set before it is synced and closed (`mtimeSet` tells). */
+  mtimeMs?: number;
+  /**
+   * `download`: the size the caller expects the source to have (from a listing). Reads are
+   * planned by it instead of asking the server, and a source of any other length fails
+   * with E_CHANGED, as one that changed while it was read does.
+   */
+  expectedSizeBytes?: number;
+  /**
+   * `download`: also stat the source once every byte was read (`sourceAfter`), alongside
+   * the local sync. The caller compares it with what it expects: a source that grew shows
+   * there, so the download may leave out its own read past the end.
+   */
+  statSourceAfter?: boolean;
 }
 
 export interface TransferResult {
@@ -124,4 +138,10 @@ export interface TransferResult {
   /** Lower-case hex sha256 of the bytes written. */
   sha256: string;
   durationMs: number;
+  /** The written file was synced, as `fsync` asked; absent when the storage does not say. */
+  synced?: boolean;
+  /** The written file has `mtimeMs`, as asked; absent when the storage does not say. */
+  mtimeSet?: boolean;
+  /** With `statSourceAfter`: the source's size and mtime once every byte was read. */
+  sourceAfter?: { sizeBytes: number; mtimeMs: number };
 }

@@ -1,8 +1,9 @@
 import { SyncError } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
+import type { BufferPool } from './buffer-pool.js';
 import { type IdleWatchdog, startIdleWatchdog } from './idle-watchdog.js';
 import { mapSftpError } from './map-sftp-error.js';
-import type { SftpSession } from './sftp-session.js';
+import { brokenRequestError, type SftpSession } from './sftp-session.js';
 
 export interface PipelinedReaderOptions {
   session: SftpSession;
@@ -16,8 +17,15 @@ export interface PipelinedReaderOptions {
   chunkBytes: number;
   /** Reads in flight plus chunks read but not yet taken. */
   maxInFlight: number;
+  /** Where read buffers come from and go back to (`recycle`); of `chunkBytes` each. Else each read allocates. */
+  buffers?: BufferPool;
   /** No reply for this long while reads are outstanding: E_TIMEOUT, and the session is destroyed. */
   idleTimeoutMs: number;
+  /**
+   * Read one byte past the expected end to catch a file that grew (default true). A
+   * caller that stats the file once it was read, and compares, may leave it out.
+   */
+  probeEnd?: boolean;
   log: Logger;
 }
 
@@ -44,11 +52,12 @@ export class PipelinedReader {
   readonly #holes: Range[] = [];
   readonly #ready = new Map<number, Buffer>();
   #sequential: boolean;
+  /** Every byte was handed out and checked: nothing is left to stop. */
+  #finished = false;
   #probe: 'none' | 'sent' | 'done';
   #failure: SyncError | undefined;
   #waiter: { resolve: (chunk: Buffer | null) => void; reject: (err: SyncError) => void } | undefined;
   readonly #watchdog: IdleWatchdog;
-  readonly #spare: Buffer[] = [];
   readonly #unsubscribe: () => void;
 
   constructor(options: PipelinedReaderOptions) {
@@ -59,7 +68,7 @@ export class PipelinedReader {
     this.#consumeOffset = options.startOffset;
     this.#sequential = options.sizeBytes === undefined;
     // Without a known size there is nothing to probe past.
-    this.#probe = options.sizeBytes === undefined ? 'done' : 'none';
+    this.#probe = options.sizeBytes === undefined || options.probeEnd === false ? 'done' : 'none';
     this.#watchdog = startIdleWatchdog(options.idleTimeoutMs, () => {
       this.fail(
         new SyncError(
@@ -74,7 +83,9 @@ export class PipelinedReader {
       );
       options.session.destroy(`${options.op} got no data within ${options.idleTimeoutMs} ms`);
     });
-    this.#unsubscribe = options.session.onBreak((reason) => this.fail(reason.withContext(this.#context)));
+    this.#unsubscribe = options.session.onBreak((reason) =>
+      this.fail(brokenRequestError(reason, this.#context)),
+    );
     this.pump();
   }
 
@@ -95,6 +106,8 @@ export class PipelinedReader {
     this.#failure = reason;
     this.#watchdog.stop();
     this.#unsubscribe();
+    // Read but never handed out: nobody else holds these.
+    for (const chunk of this.#ready.values()) this.#options.buffers?.give(chunk);
     this.#ready.clear();
     const waiter = this.#waiter;
     this.#waiter = undefined;
@@ -104,16 +117,18 @@ export class PipelinedReader {
   /**
    * Gives back a chunk `next` returned once nothing refers to it any more (written
    * and hashed), so its memory serves the next read instead of waiting for the GC.
+   * `moved`: the chunk's memory went to another thread and came back.
    */
-  recycle(chunk: Buffer): void {
-    if (chunk.length === this.#options.chunkBytes && this.#spare.length < this.#options.maxInFlight) {
-      this.#spare.push(chunk);
-    }
+  recycle(chunk: Buffer, moved = false): void {
+    const pool = this.#options.buffers;
+    if (!pool) return;
+    if (moved) pool.adopt(chunk.buffer as ArrayBuffer);
+    else pool.give(chunk);
   }
 
   /** Ends the reader after success or when the caller stops early. */
   close(): void {
-    if (this.#failure) return;
+    if (this.#failure || this.#finished) return;
     this.fail(new SyncError('E_ABORTED', `${this.#options.op} was closed`, this.#context));
   }
 
@@ -175,20 +190,26 @@ export class PipelinedReader {
   }
 
   private issue(offset: number, length: number, isProbe: boolean): void {
-    const { session, handle } = this.#options;
-    const spare = length === this.#options.chunkBytes ? this.#spare.pop() : undefined;
-    const buffer = spare ?? Buffer.allocUnsafe(length);
+    const { session, handle, buffers } = this.#options;
+    const buffer = buffers && length <= buffers.bufferBytes ? buffers.take() : Buffer.allocUnsafe(length);
     this.#inFlight += 1;
     this.#watchdog.started();
     try {
+      // The buffer may be longer than the read (a pooled one): ssh2 fills `length` bytes at most.
       session.sftp.read(handle, buffer, 0, length, offset, (err, bytesRead) => {
         this.#inFlight -= 1;
         this.#watchdog.completed();
-        if (this.#failure) return;
+        if (this.#failure) {
+          // ssh2 is done with the buffer once it calls back.
+          buffers?.give(buffer);
+          return;
+        }
         if (err) {
+          buffers?.give(buffer);
           this.fail(mapSftpError(err, this.#context));
           return;
         }
+        if (isProbe || bytesRead === 0) buffers?.give(buffer);
         if (isProbe) this.onProbe(bytesRead);
         else this.onData(offset, length, buffer, bytesRead);
         this.deliver();
@@ -228,7 +249,7 @@ export class PipelinedReader {
         );
       }
     }
-    this.#ready.set(offset, bytesRead === length ? buffer : buffer.subarray(0, bytesRead));
+    this.#ready.set(offset, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
   }
 
   private onProbe(bytesRead: number): void {
@@ -252,6 +273,7 @@ export class PipelinedReader {
     }
     if (this.#consumeOffset >= this.#endOffset && this.#probe === 'done' && this.#inFlight === 0) {
       this.#waiter = undefined;
+      this.#finished = true;
       this.#watchdog.stop();
       this.#unsubscribe();
       waiter.resolve(null);

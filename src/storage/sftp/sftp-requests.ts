@@ -121,6 +121,19 @@ export function setHandleMode(session: SftpSession, op: string, path: string, ha
   return session.request<void>({ op, path }, (done) => session.sftp.fchmod(handle, mode, done));
 }
 
+export function setHandleTimes(
+  session: SftpSession,
+  op: string,
+  path: string,
+  handle: Buffer,
+  atimeSec: number,
+  mtimeSec: number,
+) {
+  return session.request<void>({ op, path }, (done) =>
+    session.sftp.futimes(handle, atimeSec, mtimeSec, done),
+  );
+}
+
 export function fsyncHandle(session: SftpSession, op: string, path: string, handle: Buffer): Promise<void> {
   return session.request<void>({ op, path }, (done) =>
     session.sftp.ext_openssh_fsync(handle, (err) => done(err)),

@@ -43,6 +43,12 @@ export class SftpSession {
   readonly maxWriteBytes: number;
   #broken: SyncError | undefined;
   readonly #onBreak = new Set<(reason: SyncError) => void>();
+  /**
+   * Holds back what is sent until the current event-loop turn ends. Requests started by
+   * many transfers in one turn (each woken by a local file operation, say) then leave in
+   * one TCP write instead of one system call and one segment each.
+   */
+  #corkUntilTurnEnds: () => void = () => undefined;
 
   constructor(connection: SshConnection, hostLabel: string, operationTimeoutMs: number) {
     this.client = connection.client;
@@ -60,15 +66,7 @@ export class SftpSession {
     this.maxReadBytes = positiveOr(internals._maxReadLen, CONSERVATIVE_IO_BYTES);
     this.maxWriteBytes = positiveOr(internals._maxWriteLen, CONSERVATIVE_IO_BYTES);
 
-    const lost = (what: string) => (err?: Error) =>
-      this.markBroken(
-        new SyncError('E_CONNECTION', `connection to ${hostLabel} ${what}${err ? `: ${err.message}` : ''}`, {
-          op: 'session',
-          host: hostLabel,
-          hint: 'the server or the network dropped the connection; it is retried',
-          ...(err ? { cause: err } : {}),
-        }),
-      );
+    const lost = (what: string) => (err?: Error) => this.markBroken(connectionLost(hostLabel, what, err));
     this.coalesceWrites();
     this.client.on('error', lost('failed'));
     this.client.on('close', lost('closed'));
@@ -103,10 +101,11 @@ export class SftpSession {
    */
   request<T>(context: ErrorContext & { op: string }, issue: (done: RequestCallback<T>) => void): Promise<T> {
     const fullContext = { ...context, host: this.hostLabel };
-    if (this.#broken) return Promise.reject(this.#broken.withContext(fullContext));
+    if (this.#broken) return Promise.reject(brokenRequestError(this.#broken, fullContext));
     let unsubscribe: () => void = () => undefined;
+    this.#corkUntilTurnEnds();
     const pending = new Promise<T>((resolve, reject) => {
-      unsubscribe = this.onBreak((reason) => reject(reason.withContext(fullContext)));
+      unsubscribe = this.onBreak((reason) => reject(brokenRequestError(reason, fullContext)));
       try {
         issue((err, value) => {
           unsubscribe();
@@ -172,7 +171,7 @@ export class SftpSession {
       | undefined;
     if (!socket || typeof socket.prependListener !== 'function') return;
     let corked = false;
-    socket.prependListener('data', () => {
+    this.#corkUntilTurnEnds = () => {
       if (corked) return;
       corked = true;
       socket.cork();
@@ -181,22 +180,17 @@ export class SftpSession {
         corked = false;
         socket.uncork();
       });
-    });
+    };
+    socket.prependListener('data', this.#corkUntilTurnEnds);
   }
 
-  /** Runs `fn` with the socket corked, so the requests it sends go out in one write. */
+  /**
+   * Runs `fn` with the socket corked until the event-loop turn ends, so the requests it
+   * sends leave in one write, together with those other transfers send in the same turn.
+   */
   corkWhile(fn: () => void): void {
-    const socket = this.socket();
-    if (!socket) {
-      fn();
-      return;
-    }
-    socket.cork();
-    try {
-      fn();
-    } finally {
-      socket.uncork();
-    }
+    this.#corkUntilTurnEnds();
+    fn();
   }
 
   private socket(): { cork(): void; uncork(): void } | undefined {
@@ -218,6 +212,43 @@ export class SftpSession {
     this.#onBreak.clear();
     for (const listener of listeners) listener(reason);
   }
+}
+
+/**
+ * What ssh2 says when a packet fails its integrity check: OpenSSL's bare
+ * `error:00000000:lib(0)::reason(0)` from the native AES-GCM decipher, or the words of
+ * its other ciphers and MACs.
+ */
+const CORRUPTED_IN_TRANSIT =
+  /^error:[0-9a-f]{8}:|unable to authenticate data|bad mac|invalid mac|bad packet length/i;
+
+/** Why a session ended, in words an operator can act on; a corrupted packet is named as such. */
+function connectionLost(hostLabel: string, what: string, err: Error | undefined): SyncError {
+  const corrupted = err !== undefined && CORRUPTED_IN_TRANSIT.test(err.message);
+  const detail =
+    err === undefined ? '' : corrupted ? `: data arrived corrupted (${err.message})` : `: ${err.message}`;
+  return new SyncError('E_CONNECTION', `connection to ${hostLabel} ${what}${detail}`, {
+    op: 'session',
+    host: hostLabel,
+    hint: corrupted
+      ? 'something on the network path altered the data (a faulty link or middlebox); nothing corrupted is kept, and it is retried'
+      : 'the server or the network dropped the connection; it is retried',
+    ...(err ? { cause: err } : {}),
+  });
+}
+
+/**
+ * A broken connection as the failure of one request: the message says what was being
+ * done and where (`download of /out/a.csv failed: connection to … ended`), not only
+ * that the connection ended; the request's op and path replace the session's.
+ */
+export function brokenRequestError(reason: SyncError, context: ErrorContext & { op: string }): SyncError {
+  const where = typeof context.path === 'string' ? ` of ${context.path}` : '';
+  return new SyncError(reason.code, `${context.op}${where} failed: ${reason.message}`, {
+    ...reason.context,
+    ...context,
+    ...(reason.cause !== undefined ? { cause: reason.cause } : {}),
+  });
 }
 
 function positiveOr(value: number | undefined, fallback: number): number {

@@ -7,6 +7,7 @@ import type { Logger } from '../../log/index.js';
 import { entryTypeOfMode } from '../entry-type.js';
 import { HashWriteWorker } from '../hash-write-worker.js';
 import type { Storage, StorageStat } from '../storage.js';
+import { BufferPools } from './buffer-pool.js';
 import { describeWhere, SFTP_STATUS } from './map-sftp-error.js';
 import { sftpDownload } from './sftp-download.js';
 import { sftpList } from './sftp-list.js';
@@ -41,6 +42,8 @@ export function createSftpStorage(options: CreateSftpStorageOptions): Storage {
   const hashWriteWorker = new HashWriteWorker();
   const transferSettings = {
     hashWriteWorker,
+    // Enough for every read in flight of several downloads; the rest is left to the GC.
+    readBuffers: new BufferPools(Math.max(64, connection.readConcurrency * 4)),
     chunkSizeBytes: connection.chunkSizeBytes,
     readConcurrency: connection.readConcurrency,
     writeConcurrency: connection.readConcurrency,

@@ -14,8 +14,9 @@ import {
   openFile,
   removeFile,
   setHandleMode,
+  setHandleTimes,
 } from './sftp-requests.js';
-import type { SftpSession } from './sftp-session.js';
+import { brokenRequestError, type SftpSession } from './sftp-session.js';
 
 export interface SftpUploadSettings {
   chunkSizeBytes: number;
@@ -92,10 +93,15 @@ export async function sftpUpload(
         { ...context, hint: 'the local file is still being written; it is copied again later' },
       );
     }
-    if (options.fsync) {
-      if (session.extensions.fsync) await fsyncHandle(session, op, remotePath, handle);
-      else settings.log.debug(context, 'server does not offer fsync@openssh.com; upload not fsynced');
+    if (options.mtimeMs !== undefined) {
+      // SFTP v3 carries whole seconds.
+      const seconds = Math.floor(options.mtimeMs / 1000);
+      await setHandleTimes(session, op, remotePath, handle, seconds, seconds);
     }
+    const synced = options.fsync === true && session.extensions.fsync;
+    if (synced) await fsyncHandle(session, op, remotePath, handle);
+    else if (options.fsync)
+      settings.log.debug(context, 'server does not offer fsync@openssh.com; upload not fsynced');
     const remoteStats = await fstatHandle(session, op, remotePath, handle);
     if (typeof remoteStats.size === 'number' && remoteStats.size !== sizeBytes) {
       throw new SyncError(
@@ -108,7 +114,13 @@ export async function sftpUpload(
     handle = undefined;
     // A server may report a write failure only at close (NFS, quotas): that fails the upload.
     await closeHandle(session, op, remotePath, closing);
-    return { sizeBytes, sha256, durationMs: Math.round(performance.now() - startedAt) };
+    return {
+      sizeBytes,
+      sha256,
+      durationMs: Math.round(performance.now() - startedAt),
+      synced,
+      mtimeSet: options.mtimeMs !== undefined,
+    };
   } catch (err) {
     if (opened && !session.broken) {
       if (handle) await closeHandle(session, op, remotePath, handle).catch(() => undefined);
@@ -164,7 +176,7 @@ async function writePipelined(
     );
     session.destroy(`upload got no reply within ${settings.operationTimeoutMs} ms`);
   });
-  const unsubscribe = session.onBreak((reason) => fail(reason.withContext(context)));
+  const unsubscribe = session.onBreak((reason) => fail(brokenRequestError(reason, context)));
   const onAbort = (): void => fail(abortedError({ ...context, path: remotePath }));
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const waitForRoom = async (limit: number): Promise<void> => {

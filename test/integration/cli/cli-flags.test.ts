@@ -77,7 +77,7 @@ describe('CLI flags and exit codes', () => {
   it('fetch-files --dry-run with three mistakes in the example config prints all three and exits 2', async () => {
     const example = await readFile(join(PROJECT_ROOT, 'etc', 'fetcher.yml'), 'utf8');
     const broken = example
-      .replace(/^concurrency_limit: 8 /m, 'concurrency_limit: many ')
+      .replace(/^concurrency_limit: 32 /m, 'concurrency_limit: many ')
       .replace(/^ {4}port: 22 /m, '    port: abc ')
       .replace(/^ {4}remote_dir: /m, '    remote_dri: ');
     expect(broken).not.toBe(example);
@@ -101,14 +101,10 @@ describe('CLI flags and exit codes', () => {
     // A copy, so the relative log_dir and state_dir land in the temp folder, not in the repository.
     const configPath = join(temp.path, 'shipped-fetcher.yml');
     await writeFile(configPath, await readFile(join(PROJECT_ROOT, 'etc', 'fetcher.yml')));
-    const result = await runCli(
-      'fetch-files',
-      ['--config', configPath, '--dry-run', '--stop-on-loop', '1'],
-      {
-        env: env(),
-        timeoutMs: 90_000,
-      },
-    );
+    const result = await runCli('fetch-files', ['--config', configPath, '--dry-run', '--stop-on-loop', '1'], {
+      env: env(),
+      timeoutMs: 90_000,
+    });
     // sftp.example.org is not reachable here: the source fails, which is exit 1, not a config error.
     expect(result.stderr).not.toContain('E_CONFIG');
     expect([0, 1]).toContain(result.code);

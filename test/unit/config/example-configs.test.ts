@@ -49,7 +49,7 @@ describe('the example configs', () => {
     expect(config.archive).toBe(join(ETC, 'data', 'archive'));
     expect(config.stateDir).toBe(join(ETC, 'var', 'state'));
     expect(config.logDir).toBe(join(ETC, 'log'));
-    expect(config).toMatchObject({ concurrencyLimit: 8, intervalMs: 60_000 });
+    expect(config).toMatchObject({ concurrencyLimit: 32, intervalMs: 60_000 });
     const [source] = config.sources;
     expect(source).toMatchObject({
       name: 'partner-a',
@@ -72,7 +72,7 @@ describe('the example configs', () => {
   it('etc/copier.yml loads, with a local and an SFTP destination', async () => {
     const config = await loadCopierConfig(COPIER_EXAMPLE, { HOME: workspace.home });
     expect(config.incoming).toBe(join(ETC, 'data', 'incoming'));
-    expect(config).toMatchObject({ concurrencyLimit: 8, intervalMs: 10_000 });
+    expect(config).toMatchObject({ concurrencyLimit: 32, intervalMs: 10_000 });
     expect(config.destinations[0]).toMatchObject({
       kind: 'local',
       name: 'warehouse',

@@ -245,7 +245,7 @@ describe('defaults', () => {
     expect(config).toEqual({
       kind: 'fetcher',
       configPath: expect.stringMatching(/\.yml$/),
-      concurrencyLimit: 8,
+      concurrencyLimit: 32,
       intervalMs: 60_000,
       shutdownGraceMs: 10_000,
       stateDir: join(dir, 'var', 'state'),
@@ -268,8 +268,8 @@ describe('defaults', () => {
           operationTimeoutMs: 60_000,
           keepaliveIntervalMs: 15_000,
           retries: 3,
-          readConcurrency: 64,
-          chunkSizeBytes: 32_768,
+          readConcurrency: 16,
+          chunkSizeBytes: 261_120,
           remoteDir: '/outbound',
           recursive: false,
           include: [],
@@ -290,7 +290,7 @@ describe('defaults', () => {
     expect(config).toEqual({
       kind: 'copier',
       configPath: expect.stringMatching(/\.yml$/),
-      concurrencyLimit: 8,
+      concurrencyLimit: 32,
       intervalMs: 10_000,
       shutdownGraceMs: 10_000,
       stateDir: join(dir, 'var', 'state'),
