@@ -173,20 +173,15 @@ async function commit(
     ...(written.sha256 !== undefined ? { sha256: written.sha256 } : {}),
     ...extra,
   });
+  const place = placerFor(input);
   if (input.onConflict === 'overwrite') {
-    await commitTemporary({ storage: dst, tempPath, targetPath: dstPath, overwrite: true, ...syncOf(input) });
+    await place(tempPath, dstPath, true);
     return copied('copied', dstPath);
   }
   // Every other policy must never replace a file: rename without overwrite, and look again on E_EXISTS.
   for (let attempt = 0; attempt < 3; attempt += 1) {
     try {
-      await commitTemporary({
-        storage: dst,
-        tempPath,
-        targetPath: dstPath,
-        overwrite: false,
-        ...syncOf(input),
-      });
+      await place(tempPath, dstPath, false);
       return copied('copied', dstPath);
     } catch (err) {
       if (!(err instanceof SyncError && err.code === 'E_EXISTS')) throw err;
@@ -201,23 +196,14 @@ async function commit(
     if (input.onConflict === 'rename') {
       return copied(
         'renamed',
-        await commitUnderFreeName(dst, tempPath, (n) => numberedName(dstPath, n), syncOf(input)),
+        await placeUnderFreeName(place, dst, tempPath, (n) => numberedName(dstPath, n)),
       );
     }
     if (input.onConflict === 'keep-both') {
-      const displacedPath = await commitUnderFreeName(
-        dst,
-        dstPath,
-        (n) => withStemSuffix(dstPath, `.${fileNameTimestamp(existing.mtimeMs)}${n === 1 ? '' : `-${n}`}`),
-        syncOf(input),
+      const displacedPath = await placeUnderFreeName(place, dst, dstPath, (n) =>
+        withStemSuffix(dstPath, `.${fileNameTimestamp(existing.mtimeMs)}${n === 1 ? '' : `-${n}`}`),
       );
-      await commitTemporary({
-        storage: dst,
-        tempPath,
-        targetPath: dstPath,
-        overwrite: false,
-        ...syncOf(input),
-      });
+      await place(tempPath, dstPath, false);
       return copied('copied', dstPath, { displacedPath });
     }
   }
@@ -229,23 +215,31 @@ async function commit(
   });
 }
 
+/** Renames a file within the destination, then syncs the folder (see commitTemporary). */
+type Place = (fromPath: string, toPath: string, overwrite: boolean) => Promise<void>;
+
+function placerFor(input: CopyFileInput): Place {
+  return (fromPath, toPath, overwrite) =>
+    commitTemporary({
+      storage: input.dst,
+      tempPath: fromPath,
+      targetPath: toPath,
+      overwrite,
+      ...(input.syncFolder ? { syncFolder: input.syncFolder } : {}),
+    });
+}
+
 /** Renames `fromPath` to the first free name `nameFor(1)`, `nameFor(2)`, … and returns it. */
-async function commitUnderFreeName(
+async function placeUnderFreeName(
+  place: Place,
   dst: Storage,
   fromPath: string,
   nameFor: (n: number) => string,
-  sync: { syncFolder?: SyncFolder },
 ): Promise<string> {
   for (let n = 1; n <= MAX_NUMBERED_NAMES; n += 1) {
     const candidate = nameFor(n);
     try {
-      await commitTemporary({
-        storage: dst,
-        tempPath: fromPath,
-        targetPath: candidate,
-        overwrite: false,
-        ...sync,
-      });
+      await place(fromPath, candidate, false);
       return candidate;
     } catch (err) {
       if (!(err instanceof SyncError && err.code === 'E_EXISTS')) throw err;
@@ -317,10 +311,6 @@ async function isSameFile(input: CopyFileInput, dstPath: string, existing: Stora
   const srcSha256 = input.src.sha256 ?? (await hashLocalFile(input.srcPath));
   const stream = await input.dst.openRead(dstPath, input.signal ? { signal: input.signal } : {});
   return (await hashStream(stream)).sha256 === srcSha256;
-}
-
-function syncOf(input: CopyFileInput): { syncFolder?: SyncFolder } {
-  return input.syncFolder ? { syncFolder: input.syncFolder } : {};
 }
 
 async function hashLocalFile(localPath: string): Promise<string> {
