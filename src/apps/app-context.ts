@@ -18,6 +18,8 @@ export interface AppContext<C> {
   interactive: boolean;
   /** For `status`: print JSON instead of text. */
   json: boolean;
+  /** `-vvv`: SFTP storages log the SSH protocol at trace level. */
+  traceProtocol: boolean;
 }
 
 export type App<C> = (context: AppContext<C>) => Promise<PassOutcome>;

@@ -23,6 +23,7 @@ export async function runCopyApp(context: AppContext<CopierConfig>): Promise<Pas
         : createSftpStorage({
             connection: destination.sftp,
             log: log.child({ destination: destination.name }),
+            traceProtocol: context.traceProtocol,
           }),
   }));
   for (const destination of config.destinations.filter((item) => !item.enabled)) {

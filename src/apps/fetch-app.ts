@@ -17,7 +17,11 @@ export async function runFetchApp(context: AppContext<FetcherConfig>): Promise<P
     .filter((source) => source.enabled)
     .map((source) => ({
       source,
-      remote: createSftpStorage({ connection: source, log: log.child({ source: source.name }) }),
+      remote: createSftpStorage({
+        connection: source,
+        log: log.child({ source: source.name }),
+        traceProtocol: context.traceProtocol,
+      }),
     }));
   for (const source of config.sources.filter((item) => !item.enabled)) {
     log.info({ source: source.name }, `source ${source.name} is disabled`);

@@ -18,7 +18,11 @@ export async function runMirrorApp(context: AppContext<MirrorConfig>): Promise<P
   const remotes: Storage[] = [];
   const storageFor = (end: MirrorEndpoint, jobName: string, side: string): Storage => {
     if (end.kind === 'local') return local;
-    const storage = createSftpStorage({ connection: end.sftp, log: log.child({ job: jobName, side }) });
+    const storage = createSftpStorage({
+      connection: end.sftp,
+      log: log.child({ job: jobName, side }),
+      traceProtocol: context.traceProtocol,
+    });
     remotes.push(storage);
     return storage;
   };

@@ -7,6 +7,9 @@ import { formatErrorLine, isSyncError, SyncError, toSyncError } from '../errors/
 import { createLogger, type Logger } from '../log/index.js';
 import { type CommandLine, parseCommandLine, usageText } from './parse-command-line.js';
 
+/** `-vvv`: trace lines and, on top, the SSH protocol of every connection. */
+const PROTOCOL_TRACE_VERBOSITY = 3;
+
 /** What runCommand reads from every command's config; `logFile` is an extra log file (mirror-files `--log`). */
 export interface CommandConfig {
   logDir: string;
@@ -101,6 +104,7 @@ export async function runCommand<C extends CommandConfig>(
       stdout: process.stdout,
       interactive: process.stdout.isTTY === true,
       json: commandLine.json,
+      traceProtocol: commandLine.verbosity >= PROTOCOL_TRACE_VERBOSITY,
     });
     return process.exit(EXIT_BY_OUTCOME[outcome]);
   } catch (err) {

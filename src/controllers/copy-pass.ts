@@ -17,6 +17,7 @@ import type { Storage } from '../storage/storage.js';
 import { type IncomingFile, listIncoming } from './list-incoming.js';
 import { emptyReport, logNotableSkips, noteFileError, noteSkip, type PassReport } from './pass-report.js';
 import { recoverReleaseLeftovers, releaseIncomingFile } from './release-incoming-file.js';
+import { runEach } from './run-each.js';
 import type { TransferProgress } from './transfer-progress.js';
 
 export interface DestinationHandle {
@@ -152,66 +153,61 @@ async function copyListedFiles(
     const pruned = await ledger.forgetDeliveriesExcept(listing.files);
     if (pruned > 0) log.debug({ pruned }, 'forgot deliveries of files no longer in incoming');
   }
-  await Promise.all(
-    listing.files.map(async (file) => {
-      const matchingAny = states.filter((state) => state.filter(file.relPath));
-      if (matchingAny.length === 0) {
-        await handleUnmatched(input, file, incomingReport);
-        return;
-      }
-      const matching = matchingAny.filter((state) => state.destination.enabled);
-      if (matching.length === 0) {
-        // Only disabled destinations want it: it waits for them, it is not "unmatched".
-        incomingReport.waiting += 1;
-        return;
-      }
-      const already = delivered.get(incomingFileId(file)) ?? new Set<string>();
-      const missing = matching.filter((state) => !already.has(state.destination.name));
-      for (const state of matching) {
-        state.report.listed += 1;
-        if (already.has(state.destination.name)) state.report.alreadyDone += 1;
-        else state.report.selected += 1;
-      }
-      if (input.dryRun) {
-        for (const state of missing)
-          input.onPlan?.(
-            `would copy ${file.localPath} → ${state.destination.name}:${targetPath(state, file)}`,
-          );
-        input.onPlan?.(
-          `would ${config.doneDir ? `move ${file.localPath} to ${config.doneDir}` : `remove ${file.localPath}`} once delivered`,
-        );
-        incomingReport.waiting += 1;
-        return;
-      }
-      const results = await Promise.all(
-        missing.map(async (state) => {
-          await state.ready;
-          return deliver(input, state, file);
-        }),
+  // Twice the cap: a file's release from incoming overlaps the next file's copies.
+  await runEach(listing.files, config.concurrencyLimit * 2, async (file) => {
+    const matchingAny = states.filter((state) => state.filter(file.relPath));
+    if (matchingAny.length === 0) {
+      await handleUnmatched(input, file, incomingReport);
+      return;
+    }
+    const matching = matchingAny.filter((state) => state.destination.enabled);
+    if (matching.length === 0) {
+      // Only disabled destinations want it: it waits for them, it is not "unmatched".
+      incomingReport.waiting += 1;
+      return;
+    }
+    const already = delivered.get(incomingFileId(file)) ?? new Set<string>();
+    const missing = matching.filter((state) => !already.has(state.destination.name));
+    for (const state of matching) {
+      state.report.listed += 1;
+      if (already.has(state.destination.name)) state.report.alreadyDone += 1;
+      else state.report.selected += 1;
+    }
+    if (input.dryRun) {
+      for (const state of missing)
+        input.onPlan?.(`would copy ${file.localPath} → ${state.destination.name}:${targetPath(state, file)}`);
+      input.onPlan?.(
+        `would ${config.doneDir ? `move ${file.localPath} to ${config.doneDir}` : `remove ${file.localPath}`} once delivered`,
       );
-      if (results.every(Boolean)) {
-        const released = await releaseIncomingFile({
-          config,
-          local: input.local,
-          ledger,
-          file,
-          log,
-          syncFolder,
-        }).catch((err: unknown) => {
-          const line = formatErrorLine(
-            toSyncError(err, { op: 'remove from incoming', path: file.localPath }),
-          );
-          noteFileError(incomingReport, line);
-          log.error({ path: file.localPath, err }, `cannot release a delivered file: ${line}`);
-          return false;
-        });
-        if (released) incomingReport.done += 1;
-        else incomingReport.waiting += 1;
-      } else {
-        incomingReport.waiting += 1;
-      }
-    }),
-  );
+      incomingReport.waiting += 1;
+      return;
+    }
+    const results = await Promise.all(
+      missing.map(async (state) => {
+        await state.ready;
+        return deliver(input, state, file);
+      }),
+    );
+    if (results.every(Boolean)) {
+      const released = await releaseIncomingFile({
+        config,
+        local: input.local,
+        ledger,
+        file,
+        log,
+        syncFolder,
+      }).catch((err: unknown) => {
+        const line = formatErrorLine(toSyncError(err, { op: 'remove from incoming', path: file.localPath }));
+        noteFileError(incomingReport, line);
+        log.error({ path: file.localPath, err }, `cannot release a delivered file: ${line}`);
+        return false;
+      });
+      if (released) incomingReport.done += 1;
+      else incomingReport.waiting += 1;
+    } else {
+      incomingReport.waiting += 1;
+    }
+  });
 }
 
 /**
@@ -428,6 +424,15 @@ async function copyOnce(
       syncFolder: state.syncFolder,
     });
     fileProgress?.done(true);
+    input.log.trace(
+      {
+        destination: destination.name,
+        path: file.localPath,
+        dstPath: copied.dstPath,
+        outcome: copied.outcome,
+      },
+      'copy to destination ended',
+    );
     return copied;
   } catch (err) {
     fileProgress?.done(false);

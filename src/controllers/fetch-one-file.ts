@@ -12,6 +12,7 @@ import { statIfExists } from '../actions/stat-if-exists.js';
 import { temporaryPathFor } from '../actions/temporary-name.js';
 import type { FetcherConfig, SourceConfig } from '../config/index.js';
 import type { FetchRecord, Ledger } from '../ledger/ledger.js';
+import type { Logger } from '../log/index.js';
 import { SyncError } from '../errors/index.js';
 import type { Storage, StorageStat } from '../storage/storage.js';
 import type { FetchCandidate } from './list-fetch-candidates.js';
@@ -40,6 +41,8 @@ export interface FetchOneFileInput {
    * follows, the commit, moves no bytes and waits on ledger and folder syncs.
    */
   onDownloaded?: () => void;
+  /** Each step of the file at trace level (`-vv`), for following one file through. */
+  log?: Logger;
 }
 
 /**
@@ -74,6 +77,17 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
     ...(input.signal ? { signal: input.signal } : {}),
     ...(input.onProgress ? { onProgress: input.onProgress } : {}),
   });
+  const trace = { source: source.name, path: candidate.remotePath };
+  input.log?.trace(
+    {
+      ...trace,
+      tempPath,
+      sizeBytes: fetched.sizeBytes,
+      sha256: fetched.sha256,
+      durationMs: fetched.durationMs,
+    },
+    'downloaded and verified into a temporary',
+  );
 
   const claimedPaths = input.claimedPaths ?? new Set<string>();
   let claimed: string | undefined;
@@ -101,6 +115,7 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
         ...(input.signal ? { signal: input.signal } : {}),
       });
       archivePath = archived.dstPath;
+      input.log?.trace({ ...trace, archivePath }, 'archived');
     }
     input.onDownloaded?.();
     const record: FetchRecord = {
@@ -126,6 +141,7 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
       ...(input.syncFolder ? { syncFolder: input.syncFolder } : {}),
     });
     await ledger.markCommitted(record);
+    input.log?.trace({ ...trace, localPath }, 'recorded in the ledger and renamed into incoming');
     return { ...record, commitState: 'committed' };
   } catch (err) {
     // Before the ledger record the temporary is ours to remove; after it, recovery needs it.

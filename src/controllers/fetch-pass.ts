@@ -17,6 +17,7 @@ import { createFreeSpaceBudget, type FreeSpaceBudget } from './free-space-budget
 import { emptyReport, logNotableSkips, noteFileError, noteSkip, type PassReport } from './pass-report.js';
 import type { TransferProgress } from './transfer-progress.js';
 import { recoverCommits } from './recover-commits.js';
+import { runEach } from './run-each.js';
 import { TransferSlot } from './transfer-slot.js';
 
 export interface FetchSourceHandle {
@@ -98,10 +99,16 @@ async function prepareIncoming(input: FetchPassInput): Promise<Map<string, strin
   const { config, local, ledger, log } = input;
   const keep = new Set<string>();
   const errors = new Map<string, string[]>();
-  for (const source of config.sources) {
-    const recovery = await recoverCommits({ source: source.name, local, ledger, log });
+  // Also sources no longer in the config: their interrupted commits still hold fetched files
+  // (recorded as fetched, perhaps deleted on the server) that the cleaning below would remove.
+  const sourceNames = new Set([
+    ...config.sources.map((source) => source.name),
+    ...(await ledger.sourcesWithPendingCommits()),
+  ]);
+  for (const sourceName of sourceNames) {
+    const recovery = await recoverCommits({ source: sourceName, local, ledger, log });
     for (const tempPath of recovery.unfinishedTempPaths) keep.add(tempPath);
-    if (recovery.errors.length > 0) errors.set(source.name, recovery.errors);
+    if (recovery.errors.length > 0) errors.set(sourceName, recovery.errors);
   }
   for (const dirPath of [config.incoming, config.archive]) {
     if (dirPath === undefined) continue;
@@ -145,20 +152,18 @@ async function fetchSource(
   if (!input.dryRun) {
     // after_fetch steps that failed on earlier passes: retried without downloading again.
     const pending = await ledger.pendingAfterFetch(source.name);
-    await Promise.all(
-      pending.map((record) =>
-        input.limit(async () => {
-          const failure = await applyAfterFetch({
-            source,
-            remote,
-            ledger,
-            record,
-            log,
-            ...dirModeOf(config),
-          });
-          if (failure) noteFileError(report, failure);
-        }),
-      ),
+    await runEach(pending, config.concurrencyLimit, (record) =>
+      input.limit(async () => {
+        const failure = await applyAfterFetch({
+          source,
+          remote,
+          ledger,
+          record,
+          log,
+          ...dirModeOf(config),
+        });
+        if (failure) noteFileError(report, failure);
+      }),
     );
   }
 
@@ -179,67 +184,66 @@ async function fetchSource(
 
   let sourceDown: SyncError | undefined;
   let spaceShort = 0;
-  await Promise.all(
-    candidates.map(async (candidate) => {
-      const slot = new TransferSlot(input.limit);
-      await slot.acquire();
+  // Twice the cap: a file gives its place back before its commit, and another starts meanwhile.
+  await runEach(candidates, config.concurrencyLimit * 2, async (candidate) => {
+    const slot = new TransferSlot(input.limit);
+    await slot.acquire();
+    try {
+      if (input.stopSignal.aborted || sourceDown) {
+        report.waiting += 1;
+        return;
+      }
+      if (!(await space.reserve(candidate.sizeBytes))) {
+        spaceShort += 1;
+        report.waiting += 1;
+        noteSkip(report, 'not enough free space in incoming', candidate.relPath);
+        return;
+      }
+      let writtenBytes = 0;
       try {
-        if (input.stopSignal.aborted || sourceDown) {
+        const record = await fetchWithRetries(input, handle, candidate, shared, slot, now);
+        writtenBytes = candidate.sizeBytes;
+        report.done += 1;
+        report.bytes += candidate.sizeBytes;
+        const failure = await applyAfterFetch({
+          source,
+          remote,
+          ledger,
+          record,
+          log,
+          ...dirModeOf(config),
+        });
+        if (failure) noteFileError(report, failure);
+      } catch (err) {
+        const error = toSyncError(err, {
+          source: source.name,
+          path: candidate.remotePath,
+          host: remote.label,
+        });
+        if (error.code === 'E_ABORTED' || input.abortSignal.aborted) {
           report.waiting += 1;
-          return;
-        }
-        if (!(await space.reserve(candidate.sizeBytes))) {
-          spaceShort += 1;
-          report.waiting += 1;
-          noteSkip(report, 'not enough free space in incoming', candidate.relPath);
-          return;
-        }
-        let writtenBytes = 0;
-        try {
-          const record = await fetchWithRetries(input, handle, candidate, shared, slot, now);
-          writtenBytes = candidate.sizeBytes;
-          report.done += 1;
-          report.bytes += candidate.sizeBytes;
-          const failure = await applyAfterFetch({
-            source,
-            remote,
-            ledger,
-            record,
-            log,
-            ...dirModeOf(config),
-          });
-          if (failure) noteFileError(report, failure);
-        } catch (err) {
-          const error = toSyncError(err, {
-            source: source.name,
-            path: candidate.remotePath,
-            host: remote.label,
-          });
-          if (error.code === 'E_ABORTED' || input.abortSignal.aborted) {
-            report.waiting += 1;
-          } else if (error.code === 'E_CHANGED') {
-            report.skipped += 1;
-            noteSkip(report, 'changed while it was fetched (fetched again later)', candidate.relPath);
-          } else if (error.code === 'E_NOT_FOUND' && (await goneFromServer(remote, candidate.remotePath))) {
-            // The partner took it back (or a link's target went) after the listing: nothing to fetch.
-            report.skipped += 1;
-            noteSkip(report, 'gone from the server before it could be fetched', candidate.relPath);
-          } else {
-            noteFileError(report, formatErrorLine(error));
-            log.error(
-              { source: source.name, remotePath: candidate.remotePath, err: error },
-              `cannot fetch: ${formatErrorLine(error)}`,
-            );
-            if (SOURCE_DOWN_CODES.has(error.code)) sourceDown ??= error;
-          }
-        } finally {
-          space.release(candidate.sizeBytes, writtenBytes);
+        } else if (error.code === 'E_CHANGED') {
+          report.skipped += 1;
+          noteSkip(report, 'changed while it was fetched (fetched again later)', candidate.relPath);
+        } else if (error.code === 'E_NOT_FOUND' && (await goneFromServer(remote, candidate.remotePath))) {
+          // The partner took it back (or a link's target went) after the listing: nothing to fetch.
+          report.skipped += 1;
+          noteSkip(report, 'gone from the server before it could be fetched', candidate.relPath);
+        } else {
+          noteFileError(report, formatErrorLine(error));
+          log.error(
+            { source: source.name, remotePath: candidate.remotePath, err: error },
+            `cannot fetch: ${formatErrorLine(error)}`,
+          );
+          if (SOURCE_DOWN_CODES.has(error.code)) sourceDown ??= error;
         }
       } finally {
-        slot.release();
+        space.release(candidate.sizeBytes, writtenBytes);
       }
-    }),
-  );
+    } finally {
+      slot.release();
+    }
+  });
   if (sourceDown) {
     report.error = `${formatErrorLine(sourceDown)} (the remaining files wait for the next pass)`;
   } else if (spaceShort > 0) {
@@ -281,6 +285,7 @@ async function fetchWithRetries(
           candidate,
           claimedPaths: shared.claimedPaths,
           syncFolder: shared.syncFolder,
+          log,
           nowMs: now(),
           signal: input.abortSignal,
           ...(fileProgress ? { onProgress: (bytesDone: number) => fileProgress.update(bytesDone) } : {}),

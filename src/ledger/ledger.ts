@@ -24,6 +24,9 @@ export interface Ledger {
   /** Records of one source still marked committing: a crash came between the record and the rename. */
   pendingCommits(source: string): Promise<FetchRecord[]>;
 
+  /** Every source with a record still marked committing, whether or not the config names it. */
+  sourcesWithPendingCommits(): Promise<string[]>;
+
   /** The newest fetch record of one remote path of one source, whatever its size and mtime. */
   latestFetch(source: string, remotePath: string): Promise<FetchRecord | undefined>;
 

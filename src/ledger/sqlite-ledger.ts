@@ -188,6 +188,7 @@ class SqliteLedgerImpl implements SqliteLedger {
   private readonly fetchSetDone: Database.Statement;
   private readonly fetchSetPending: Database.Statement;
   private readonly fetchCommitting: Database.Statement<[string], FetchRow>;
+  private readonly fetchCommittingSources: Database.Statement<[], string>;
   private readonly fetchSetCommitted: Database.Statement;
   private readonly deliveryDestinations: Database.Statement<[string, number, number], string>;
   private readonly deliveryUpsert: Database.Statement;
@@ -245,6 +246,11 @@ class SqliteLedgerImpl implements SqliteLedger {
     this.fetchCommitting = db.prepare<[string], FetchRow>(
       `SELECT * FROM fetches WHERE source = ? AND commit_state = 'committing' ORDER BY fetched_at_ms, remote_path`,
     );
+    this.fetchCommittingSources = db
+      .prepare<[], string>(
+        `SELECT DISTINCT source FROM fetches WHERE commit_state = 'committing' ORDER BY source`,
+      )
+      .pluck();
     this.fetchSetCommitted = db.prepare(
       `UPDATE fetches SET commit_state = 'committed', temp_path = NULL
        WHERE source = ? AND remote_path = ? AND size_bytes = ? AND mtime_ms = ?`,
@@ -356,6 +362,10 @@ class SqliteLedgerImpl implements SqliteLedger {
 
   pendingCommits(source: string): Promise<FetchRecord[]> {
     return this.query('pendingCommits', () => this.fetchCommitting.all(source).map(toFetchRecord));
+  }
+
+  sourcesWithPendingCommits(): Promise<string[]> {
+    return this.query('sourcesWithPendingCommits', () => this.fetchCommittingSources.all());
   }
 
   latestFetch(source: string, remotePath: string): Promise<FetchRecord | undefined> {

@@ -244,9 +244,16 @@ describe('faults: security', () => {
       results.flatMap((result) => [result.stdout, result.stderr]),
       'secrets',
     );
-    // The verbose lines were really written (otherwise the grep proves little). Nothing logs
-    // at trace level yet: -vv and -vvv add no lines beyond -v today.
-    const debugLog = await readFile(join(scenario.logDir, 'all-debug.log'), 'utf8');
-    expect(jsonLines(debugLog).filter((line) => line.level === 20).length).toBeGreaterThan(10);
+    // The verbose lines were really written (otherwise the grep proves little): debug lines,
+    // each file's steps at trace level (-vv) and the SSH protocol, auth included (-vvv).
+    const debugLines = jsonLines(await readFile(join(scenario.logDir, 'all-debug.log'), 'utf8'));
+    expect(debugLines.filter((line) => line.level === 20).length).toBeGreaterThan(10);
+    const traceLines = debugLines.filter((line) => line.level === 10);
+    expect(
+      traceLines.filter((line) => line.msg === 'recorded in the ledger and renamed into incoming'),
+    ).toHaveLength(user ? 2 : 1);
+    const protocolLines = traceLines.filter((line) => line.op === 'ssh').map((line) => String(line.msg));
+    expect(protocolLines.some((msg) => msg.includes('USERAUTH'))).toBe(true);
+    if (user) expect(protocolLines.some((msg) => /USERAUTH_REQUEST \(password\)/.test(msg))).toBe(true);
   });
 });

@@ -10,6 +10,8 @@ export interface ConnectSshOptions {
   /** `user@host:port`, for messages. */
   hostLabel: string;
   log: Logger;
+  /** Log ssh2's protocol lines (key exchange, auth methods, channel requests) at trace level: `-vvv`. */
+  traceProtocol?: boolean;
 }
 
 /** An authenticated SSH connection with its SFTP channel open. */
@@ -53,6 +55,10 @@ export async function connectSsh(options: ConnectSshOptions): Promise<SshConnect
     hostVerifier: (keyBlob: Buffer) => verifier.verify(keyBlob),
     ...authConfig,
   };
+  if (options.traceProtocol === true) {
+    // ssh2 never puts a password or key in these lines; the logger masks known secrets all the same.
+    config.debug = (line: string) => options.log.trace({ op: 'ssh', host: hostLabel }, line);
+  }
   if (verifier.preferredAlgorithms) {
     config.algorithms = { serverHostKey: verifier.preferredAlgorithms as never[] };
   }

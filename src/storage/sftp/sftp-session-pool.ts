@@ -10,6 +10,8 @@ export interface SftpSessionPoolOptions {
   log: Logger;
   /** Delays between connect attempts; the number of retries is `connection.retries`. */
   retryDelays: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>;
+  /** Log the SSH protocol at trace level (see connectSsh). */
+  traceProtocol?: boolean;
 }
 
 export interface UseOptions {
@@ -121,7 +123,7 @@ export class SftpSessionPool {
   }
 
   private openSlot(): Slot {
-    const { connection, hostLabel, log, retryDelays } = this.#options;
+    const { connection, hostLabel, log, retryDelays, traceProtocol } = this.#options;
     const generation = this.#generation;
     const closeSignal = this.#closeController.signal;
     const slot: Slot = {
@@ -130,18 +132,21 @@ export class SftpSessionPool {
       load: 0,
       generation,
     };
-    slot.ready = retryWithBackoff(() => connectSsh({ connection, hostLabel, log }), {
-      retries: connection.retries,
-      baseDelayMs: retryDelays.baseDelayMs,
-      maxDelayMs: retryDelays.maxDelayMs,
-      // Only closing cancels a shared connect: one caller giving up must not fail the others waiting on it.
-      signal: closeSignal,
-      onRetry: (err, attempt, delayMs) =>
-        log.warn(
-          { op: 'connect', host: hostLabel, err, attempt, delayMs },
-          `connecting to ${hostLabel} failed (attempt ${attempt}); retrying in ${delayMs} ms`,
-        ),
-    }).then(
+    slot.ready = retryWithBackoff(
+      () => connectSsh({ connection, hostLabel, log, traceProtocol: traceProtocol === true }),
+      {
+        retries: connection.retries,
+        baseDelayMs: retryDelays.baseDelayMs,
+        maxDelayMs: retryDelays.maxDelayMs,
+        // Only closing cancels a shared connect: one caller giving up must not fail the others waiting on it.
+        signal: closeSignal,
+        onRetry: (err, attempt, delayMs) =>
+          log.warn(
+            { op: 'connect', host: hostLabel, err, attempt, delayMs },
+            `connecting to ${hostLabel} failed (attempt ${attempt}); retrying in ${delayMs} ms`,
+          ),
+      },
+    ).then(
       (connected) => {
         const session = new SftpSession(connected, hostLabel, connection.operationTimeoutMs);
         if (generation !== this.#generation) {

@@ -22,6 +22,8 @@ export interface CreateSftpStorageOptions {
   log: Logger;
   /** Backoff between connect attempts; the project default when absent. */
   retryDelays?: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>;
+  /** Log the SSH protocol at trace level (`-vvv`). */
+  traceProtocol?: boolean;
 }
 
 /**
@@ -38,6 +40,7 @@ export function createSftpStorage(options: CreateSftpStorageOptions): Storage {
     hostLabel,
     log,
     retryDelays: options.retryDelays ?? DEFAULT_RETRY_POLICY,
+    traceProtocol: options.traceProtocol === true,
   });
   const hashWriteWorker = new HashWriteWorker();
   const transferSettings = {

@@ -82,6 +82,27 @@ describe('interrupted commits (recoverCommits through runFetchPass)', () => {
     expect(await readFile(join(kit.incoming, 'a', 'a.csv'), 'utf8')).toBe('from a');
   });
 
+  it('the interrupted commit of a source taken out of the config is finished, not cleaned away', async () => {
+    const remoteA = new MemoryStorage();
+    remoteA.addFile('/a/a.csv', 'from a');
+    const remoteB = new MemoryStorage();
+    remoteB.addFile('/b/b.csv', 'from b');
+    const sourceA = sourceConfig('a', { afterFetch: 'delete' });
+    const sourceB = sourceConfig('b');
+    await kit.pass(kit.config({}, [sourceA]), [{ source: sourceA, remote: remoteA }], {
+      local: crashBeforeCommit(kit.local, kit.incoming),
+    });
+    expect(await kit.ledger.sourcesWithPendingCommits()).toEqual(['a']);
+
+    // Next run: source a is gone from the config altogether.
+    await kit.pass(kit.config({}, [sourceB]), [{ source: sourceB, remote: remoteB }]);
+
+    expect(await listFiles(kit.incoming)).toEqual(['a/a.csv', 'b/b.csv']);
+    expect(await readFile(join(kit.incoming, 'a', 'a.csv'), 'utf8')).toBe('from a');
+    expect(await listTemporaries(kit.incoming, kit.archive)).toEqual([]);
+    expect(await kit.ledger.sourcesWithPendingCommits()).toEqual([]);
+  });
+
   it('a commit that cannot be finished keeps its temporary and counts as a failure of its source', async () => {
     const remote = new MemoryStorage();
     remote.addFile('/a/x.csv', 'x');
