@@ -149,22 +149,15 @@ async function fetchSource(
   const { space } = shared;
   const { source, remote } = handle;
 
+  // A failed after_fetch step is logged and counted; the ledger keeps it pending for the next pass.
+  const afterFetch = async (record: FetchRecord): Promise<void> => {
+    const failure = await applyAfterFetch({ source, remote, ledger, record, log, ...dirModeOf(config) });
+    if (failure) noteFileError(report, failure);
+  };
   if (!input.dryRun) {
     // after_fetch steps that failed on earlier passes: retried without downloading again.
     const pending = await ledger.pendingAfterFetch(source.name);
-    await runEach(pending, config.concurrencyLimit, (record) =>
-      input.limit(async () => {
-        const failure = await applyAfterFetch({
-          source,
-          remote,
-          ledger,
-          record,
-          log,
-          ...dirModeOf(config),
-        });
-        if (failure) noteFileError(report, failure);
-      }),
-    );
+    await runEach(pending, config.concurrencyLimit, (record) => input.limit(() => afterFetch(record)));
   }
 
   const candidates = await listFetchCandidates({
@@ -205,15 +198,7 @@ async function fetchSource(
         writtenBytes = candidate.sizeBytes;
         report.done += 1;
         report.bytes += candidate.sizeBytes;
-        const failure = await applyAfterFetch({
-          source,
-          remote,
-          ledger,
-          record,
-          log,
-          ...dirModeOf(config),
-        });
-        if (failure) noteFileError(report, failure);
+        await afterFetch(record);
       } catch (err) {
         const error = toSyncError(err, {
           source: source.name,

@@ -31,6 +31,20 @@ describe('interrupted commits (recoverCommits through runFetchPass)', () => {
     await kit.close();
   });
 
+  /** Sources a (after_fetch: delete) and b, one file each; a's first pass dies before its commit. */
+  async function crashWhileCommittingA() {
+    const remoteA = new MemoryStorage();
+    remoteA.addFile('/a/a.csv', 'from a');
+    const remoteB = new MemoryStorage();
+    remoteB.addFile('/b/b.csv', 'from b');
+    const sourceA = sourceConfig('a', { afterFetch: 'delete' });
+    const sourceB = sourceConfig('b');
+    await kit.pass(kit.config({}, [sourceA]), [{ source: sourceA, remote: remoteA }], {
+      local: crashBeforeCommit(kit.local, kit.incoming),
+    });
+    return { remoteA, remoteB, sourceA, sourceB };
+  }
+
   it('a crash between the ledger record and the rename is finished next pass, without downloading again', async () => {
     const remote = new MemoryStorage();
     remote.addFile('/a/report.csv', 'report');
@@ -58,15 +72,7 @@ describe('interrupted commits (recoverCommits through runFetchPass)', () => {
   });
 
   it('the temporary of a disabled source’s interrupted commit is kept and committed, not cleaned away', async () => {
-    const remoteA = new MemoryStorage();
-    remoteA.addFile('/a/a.csv', 'from a');
-    const remoteB = new MemoryStorage();
-    remoteB.addFile('/b/b.csv', 'from b');
-    const sourceA = sourceConfig('a', { afterFetch: 'delete' });
-    const sourceB = sourceConfig('b');
-    await kit.pass(kit.config({}, [sourceA]), [{ source: sourceA, remote: remoteA }], {
-      local: crashBeforeCommit(kit.local, kit.incoming),
-    });
+    const { remoteA, remoteB, sourceA, sourceB } = await crashWhileCommittingA();
     expect(await kit.ledger.pendingCommits('a')).toHaveLength(1);
 
     // Next run: source a is disabled in the config; only b is fetched.
@@ -83,15 +89,7 @@ describe('interrupted commits (recoverCommits through runFetchPass)', () => {
   });
 
   it('the interrupted commit of a source taken out of the config is finished, not cleaned away', async () => {
-    const remoteA = new MemoryStorage();
-    remoteA.addFile('/a/a.csv', 'from a');
-    const remoteB = new MemoryStorage();
-    remoteB.addFile('/b/b.csv', 'from b');
-    const sourceA = sourceConfig('a', { afterFetch: 'delete' });
-    const sourceB = sourceConfig('b');
-    await kit.pass(kit.config({}, [sourceA]), [{ source: sourceA, remote: remoteA }], {
-      local: crashBeforeCommit(kit.local, kit.incoming),
-    });
+    const { remoteA, remoteB, sourceB } = await crashWhileCommittingA();
     expect(await kit.ledger.sourcesWithPendingCommits()).toEqual(['a']);
 
     // Next run: source a is gone from the config altogether.
@@ -101,6 +99,8 @@ describe('interrupted commits (recoverCommits through runFetchPass)', () => {
     expect(await readFile(join(kit.incoming, 'a', 'a.csv'), 'utf8')).toBe('from a');
     expect(await listTemporaries(kit.incoming, kit.archive)).toEqual([]);
     expect(await kit.ledger.sourcesWithPendingCommits()).toEqual([]);
+    // Nobody runs a's after_fetch any more: its file stays on the server.
+    expect(remoteA.has('/a/a.csv')).toBe(true);
   });
 
   it('a commit that cannot be finished keeps its temporary and counts as a failure of its source', async () => {
