@@ -29,9 +29,18 @@ describe('runEach', () => {
     expect(seen).toEqual(['a', 'b']);
   });
 
-  it('rejects with the error of a work that throws', async () => {
-    await expect(
-      runEach([1, 2, 3], 2, (item) => (item === 2 ? Promise.reject(new Error('two')) : Promise.resolve())),
-    ).rejects.toThrow('two');
+  it('after a work throws, starts nothing more and rejects only once the started ones ended', async () => {
+    const started: number[] = [];
+    const ended: number[] = [];
+    const run = runEach([1, 2, 3, 4, 5, 6], 2, async (item) => {
+      started.push(item);
+      if (item === 2) throw new Error('two');
+      await sleep(20);
+      ended.push(item);
+    });
+    await expect(run).rejects.toThrow('two');
+    // 1 was running when 2 failed: it ended before the rejection; nothing after 2 started.
+    expect(started).toEqual([1, 2]);
+    expect(ended).toEqual([1]);
   });
 });
