@@ -2,7 +2,7 @@
  * Download throughput: our SFTP `download` against OpenSSH `sftp -b` (`get`), both
  * from the test sshd on loopback, same file, alternating runs, medians and ratio.
  *
- *   npx tsx scripts/bench-download.ts [--size-mib 256] [--runs 3] [--chunk-kib 32 | --chunk-bytes N] [--concurrency 64] [--ours-only]
+ *   npx tsx scripts/bench-download.ts [--size-mib 256] [--runs 3] [--chunk-kib 255 | --chunk-bytes N] [--concurrency 16] [--ours-only]
  *
  * Each timed run writes a fresh file name in a fresh folder (see STACK.md on this
  * machine's ext4) after an untimed re-read of the source, so both tools start from
@@ -25,9 +25,9 @@ const { values } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '256' },
     runs: { type: 'string', default: '3' },
-    'chunk-kib': { type: 'string', default: '32' },
+    'chunk-kib': { type: 'string', default: '255' },
     'chunk-bytes': { type: 'string' },
-    concurrency: { type: 'string', default: '64' },
+    concurrency: { type: 'string', default: '16' },
     'ours-only': { type: 'boolean', default: false },
   },
 });
