@@ -73,6 +73,8 @@ interface DestinationState extends DestinationHandle {
   inFlightBytes: number;
   /** The destination's folder exists and its leftovers are gone (or it is down): copies may start. */
   ready: Promise<void>;
+  /** `ready` has settled: copies to it start at once. */
+  readySettled: boolean;
   /** Folder syncs after renames, shared by every copy of the pass (one sync serves many files). */
   syncFolder: SyncFolder;
 }
@@ -95,10 +97,18 @@ export async function runCopyPass(input: CopyPassInput): Promise<PassReport[]> {
     report: emptyReport(handle.destination.name),
     inFlightBytes: 0,
     ready: Promise.resolve(),
+    readySettled: true,
     syncFolder,
   }));
   // Each destination gets ready on its own: one slow to connect never holds up the others' copies.
-  if (!input.dryRun) for (const state of states) state.ready = prepareDestination(state, states, input);
+  if (!input.dryRun) {
+    for (const state of states) {
+      state.readySettled = false;
+      state.ready = prepareDestination(state, states, input).finally(() => {
+        state.readySettled = true;
+      });
+    }
+  }
   try {
     await copyListedFiles(input, states, incomingReport, now, syncFolder);
   } finally {
@@ -153,8 +163,33 @@ async function copyListedFiles(
     const pruned = await ledger.forgetDeliveriesExcept(listing.files);
     if (pruned > 0) log.debug({ pruned }, 'forgot deliveries of files no longer in incoming');
   }
+  const finishFile = async (file: IncomingFile, deliveredToAll: boolean): Promise<void> => {
+    if (!deliveredToAll) {
+      incomingReport.waiting += 1;
+      return;
+    }
+    const released = await releaseIncomingFile({
+      config,
+      local: input.local,
+      ledger,
+      file,
+      log,
+      syncFolder,
+    }).catch((err: unknown) => {
+      const line = formatErrorLine(toSyncError(err, { op: 'remove from incoming', path: file.localPath }));
+      noteFileError(incomingReport, line);
+      log.error({ path: file.localPath, err }, `cannot release a delivered file: ${line}`);
+      return false;
+    });
+    if (released) incomingReport.done += 1;
+    else incomingReport.waiting += 1;
+  };
+  // Copies to a destination still getting ready (connecting, say) wait until every file had its
+  // copies to the ready ones: workers waiting on it would hold up every other destination.
+  const deferred: { file: IncomingFile; waitingFor: DestinationState[]; deliveredSoFar: boolean }[] = [];
+  const workers = config.concurrencyLimit * 2;
   // Twice the cap: a file's release from incoming overlaps the next file's copies.
-  await runEach(listing.files, config.concurrencyLimit * 2, async (file) => {
+  await runEach(listing.files, workers, async (file) => {
     const matchingAny = states.filter((state) => state.filter(file.relPath));
     if (matchingAny.length === 0) {
       await handleUnmatched(input, file, incomingReport);
@@ -182,31 +217,21 @@ async function copyListedFiles(
       incomingReport.waiting += 1;
       return;
     }
+    const waitingFor = missing.filter((state) => !state.readySettled);
     const results = await Promise.all(
-      missing.map(async (state) => {
+      missing.filter((state) => state.readySettled).map((state) => deliver(input, state, file)),
+    );
+    if (waitingFor.length > 0) deferred.push({ file, waitingFor, deliveredSoFar: results.every(Boolean) });
+    else await finishFile(file, results.every(Boolean));
+  });
+  await runEach(deferred, workers, async ({ file, waitingFor, deliveredSoFar }) => {
+    const results = await Promise.all(
+      waitingFor.map(async (state) => {
         await state.ready;
         return deliver(input, state, file);
       }),
     );
-    if (results.every(Boolean)) {
-      const released = await releaseIncomingFile({
-        config,
-        local: input.local,
-        ledger,
-        file,
-        log,
-        syncFolder,
-      }).catch((err: unknown) => {
-        const line = formatErrorLine(toSyncError(err, { op: 'remove from incoming', path: file.localPath }));
-        noteFileError(incomingReport, line);
-        log.error({ path: file.localPath, err }, `cannot release a delivered file: ${line}`);
-        return false;
-      });
-      if (released) incomingReport.done += 1;
-      else incomingReport.waiting += 1;
-    } else {
-      incomingReport.waiting += 1;
-    }
+    await finishFile(file, deliveredSoFar && results.every(Boolean));
   });
 }
 

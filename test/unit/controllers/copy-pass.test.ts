@@ -225,7 +225,9 @@ describe('runCopyPass', () => {
   });
 
   it('a destination slow to get ready does not hold up the copies to the others', async () => {
-    for (let i = 0; i < 3; i += 1) await addIncoming(`f-${i}.csv`, `file ${i}\n`);
+    // More files than the pass has workers (twice concurrency_limit 4): none may sit waiting on it.
+    const fileCount = 20;
+    for (let i = 0; i < fileCount; i += 1) await addIncoming(`f-${i}.csv`, `file ${i}\n`);
     const fast = new MemoryStorage();
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => {
@@ -237,14 +239,20 @@ describe('runCopyPass', () => {
     ];
     const running = pass(handles, processMemory(handles));
     const startedMs = Date.now();
-    while (fast.calls.filter((call) => call.op === 'rename').length < 3 && Date.now() - startedMs < 5_000) {
+    while (
+      fast.calls.filter((call) => call.op === 'rename').length < fileCount &&
+      Date.now() - startedMs < 5_000
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const fastDoneBeforeSlowReady = fast.calls.filter((call) => call.op === 'rename').length;
+    expect(await readdir(incoming)).toHaveLength(fileCount);
     release();
     const reports = await running;
-    expect(fastDoneBeforeSlowReady).toBe(3);
-    expect(reports.find((report) => report.name === 'slow')).toMatchObject({ done: 3 });
+    expect(fastDoneBeforeSlowReady).toBe(fileCount);
+    expect(reports.find((report) => report.name === 'slow')).toMatchObject({ done: fileCount });
+    expect(reports.find((report) => report.name === '(incoming)')).toMatchObject({ done: fileCount });
+    expect(await readdir(incoming)).toEqual([]);
   });
 
   it('removes leftover temporaries at a destination on the first pass, and again only after a failed copy', async () => {
