@@ -190,8 +190,15 @@ describe('faults: local disks and folders', () => {
       const child = copier.spawn(['--stop-on-loop', '1']);
       const done = collect(child, 60_000);
       const attacked = afterDeliveries(victim, 20, child, () => {
-        renameSync(victim, `${victim}.removed`);
-        writeFileSync(victim, 'not a folder');
+        // Stopped meanwhile: the copier must meet the file, not the instant with neither
+        // (that instant is the destination-vanishes scenario).
+        child.kill('SIGSTOP');
+        try {
+          renameSync(victim, `${victim}.removed`);
+          writeFileSync(victim, 'not a folder');
+        } finally {
+          child.kill('SIGCONT');
+        }
       });
       await attacked;
       const first = withLogs(await done);
