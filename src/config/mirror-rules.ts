@@ -8,6 +8,7 @@ import {
   type ConfigProblem,
   checkConnection,
   checkLoop,
+  checkStateApart,
   checkUniqueNames,
   isInside,
   isText,
@@ -78,7 +79,7 @@ export function mirrorRules(tree: unknown, ctx: LoadContext): ConfigProblem[] {
     }
   });
   checkJobsApart(places, problems);
-  checkStateApart(root, ctx, localDataDirs, problems);
+  checkStateApart(root, ctx, localDataDirs, problems, 'mirrored folders');
   return problems;
 }
 
@@ -262,33 +263,6 @@ function checkJobsApart(places: JobPlaces[], problems: ConfigProblem[]): void {
       }
     }
   });
-}
-
-function checkStateApart(
-  root: RawMap,
-  ctx: LoadContext,
-  dataDirs: [string, string][],
-  problems: ConfigProblem[],
-): void {
-  for (const [key, fallback] of [
-    ['state_dir', 'var/state'],
-    ['log_dir', 'log'],
-    ['log_file', undefined],
-  ] as const) {
-    const value = root[key];
-    const dir = isText(value) ? resolveLocalPath(value, ctx) : fallback && resolveLocalPath(fallback, ctx);
-    if (!dir) continue;
-    for (const [label, dataDir] of dataDirs) {
-      if (isInside(dir, dataDir)) {
-        problems.push(
-          at(
-            [key],
-            `${dir} is inside ${label} (${dataDir}): state and logs must live apart from mirrored folders`,
-          ),
-        );
-      }
-    }
-  }
 }
 
 /** How `a` sits relative to `b`. */

@@ -329,21 +329,32 @@ export function checkLoop(root: RawMap, problems: ConfigProblem[]): void {
   }
 }
 
-function checkStateApart(
+/**
+ * `state_dir`, `log_dir` and `log_file` (where a config has it) must not sit inside a
+ * folder of data: the ledger or a log would be fetched, copied or mirrored with it.
+ */
+export function checkStateApart(
   root: RawMap,
   ctx: LoadContext,
   dataDirs: [string, string][],
   problems: ConfigProblem[],
+  dataNoun = 'the files',
 ): void {
   for (const [key, fallback] of [
     ['state_dir', 'var/state'],
     ['log_dir', 'log'],
+    ['log_file', undefined],
   ] as const) {
-    const dir = localPathAt(root, key, ctx) ?? resolveLocalPath(fallback, ctx);
+    const dir =
+      localPathAt(root, key, ctx) ?? (fallback === undefined ? undefined : resolveLocalPath(fallback, ctx));
+    if (dir === undefined) continue;
     for (const [label, dataDir] of dataDirs) {
       if (isInside(dir, dataDir)) {
         problems.push(
-          at([key], `${dir} is inside ${label} (${dataDir}): state and logs must live apart from the files`),
+          at(
+            [key],
+            `${dir} is inside ${label} (${dataDir}): state and logs must live apart from ${dataNoun}`,
+          ),
         );
       }
     }
