@@ -10,7 +10,14 @@ import { statIfExists } from '../actions/stat-if-exists.js';
 import { isTemporaryName } from '../actions/temporary-name.js';
 import type { CopierConfig, DestinationConfig } from '../config/index.js';
 import { formatSize } from '../config/index.js';
-import { formatErrorLine, isRetryable, retryWithBackoff, SyncError, toSyncError } from '../errors/index.js';
+import {
+  formatErrorLine,
+  isRetryable,
+  isTargetDown,
+  retryWithBackoff,
+  SyncError,
+  toSyncError,
+} from '../errors/index.js';
 import { incomingFileId, type Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../log/index.js';
 import type { Storage } from '../storage/storage.js';
@@ -51,20 +58,6 @@ export interface CopyPassInput {
 
 /** Name of the summary row for incoming itself (files released, unmatched, waiting). */
 export const INCOMING_ROW = '(incoming)';
-
-/**
- * Codes after which a destination gets no more files in this pass: it is denied,
- * full or unreachable. Logged once; its files wait in incoming. (A missing folder is
- * created again, so E_NOT_FOUND is about one file, not the destination.)
- */
-const DESTINATION_DOWN_CODES = new Set([
-  'E_PERMISSION',
-  'E_DISK_FULL',
-  'E_CONNECTION',
-  'E_TIMEOUT',
-  'E_AUTH',
-  'E_HOSTKEY',
-]);
 
 interface DestinationState extends DestinationHandle {
   filter: PathFilter;
@@ -403,7 +396,7 @@ async function deliver(input: CopyPassInput, state: DestinationState, file: Inco
     });
     if (error.code === 'E_ABORTED' || input.abortSignal.aborted) {
       report.waiting += 1;
-    } else if (DESTINATION_DOWN_CODES.has(error.code) || (await folderReplaced(storage, destination.path))) {
+    } else if (isTargetDown(error.code) || (await folderReplaced(storage, destination.path))) {
       markDown(state, error, log);
       report.waiting += 1;
     } else {

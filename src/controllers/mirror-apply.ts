@@ -8,7 +8,13 @@ import { joinInside } from '../actions/safe-relative-path.js';
 import { fsyncDir } from '../actions/sync-local-path.js';
 import { transferFile } from '../actions/transfer-file.js';
 import type { MirrorJobConfig } from '../config/index.js';
-import { formatErrorLine, retryWithBackoff, type SyncError, toSyncError } from '../errors/index.js';
+import {
+  formatErrorLine,
+  isTargetDown,
+  retryWithBackoff,
+  type SyncError,
+  toSyncError,
+} from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Storage } from '../storage/storage.js';
 import type { MirrorEntry } from './mirror-listing.js';
@@ -60,18 +66,6 @@ export interface ApplyMirrorInput {
   abortSignal: AbortSignal;
 }
 
-/**
- * Codes after which the replica (or the SFTP source) is taken as down for the rest
- * of the pass: nothing more is started, and nothing is removed.
- */
-const DOWN_CODES = new Set([
-  'E_PERMISSION',
-  'E_DISK_FULL',
-  'E_CONNECTION',
-  'E_TIMEOUT',
-  'E_AUTH',
-  'E_HOSTKEY',
-]);
 const PERMISSION_BITS = 0o7777;
 
 /**
@@ -347,7 +341,7 @@ class ApplyState {
       } else if (error.code === 'E_NOT_FOUND' && op === 'copy') {
         report.waiting += 1;
         noteSkip(report, 'gone from the source since it was listed: mirrored on the next pass', relPath);
-      } else if (DOWN_CODES.has(error.code)) {
+      } else if (isTargetDown(error.code)) {
         report.waiting += 1;
         if (!this.down) {
           this.down = error;
