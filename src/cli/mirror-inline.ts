@@ -10,7 +10,7 @@ import {
   isSftpUrlText,
   type MirrorConfig,
 } from '../config/index.js';
-import { parseStopOnLoop, usageError } from './parse-command-line.js';
+import { parseOrUsageError, parseStopOnLoop, usageError } from './parse-command-line.js';
 
 /** The inline form: `mirror-files SOURCE REPLICA [flags]`, one job without a config file. */
 export interface InlineCommandLine {
@@ -66,12 +66,7 @@ const DEFAULT_KEY_FILES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
  * config schema and rules, so the inline form is checked exactly like a file.
  */
 export function parseInlineCommandLine(args: readonly string[], env: Env): InlineCommandLine {
-  let parsed: ReturnType<typeof parseOptions>;
-  try {
-    parsed = parseOptions(args);
-  } catch (err) {
-    throw usageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
-  }
+  const parsed = parseOrUsageError(() => parseOptions(args));
   const { values } = parsed;
   const positionals = [...parsed.positionals];
   const subcommand = positionals[0] === 'status' && positionals.length === 3 ? 'status' : 'run';

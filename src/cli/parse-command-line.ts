@@ -20,13 +20,7 @@ export interface CommandLine {
  * print; unknown flags are refused rather than ignored.
  */
 export function parseCommandLine(args: readonly string[], defaultConfigPath: string): CommandLine {
-  let parsed: ReturnType<typeof parseOptions>;
-  try {
-    parsed = parseOptions(args);
-  } catch (err) {
-    throw usageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseOrUsageError(() => parseOptions(args));
   const subcommand = positionals[0];
   if (positionals.length > 1 || (subcommand !== undefined && subcommand !== 'status')) {
     throw usageError(`unexpected argument '${positionals.at(-1) ?? ''}' (the only subcommand is 'status')`);
@@ -70,6 +64,15 @@ export function parseStopOnLoop(text: string): number {
     throw usageError(`--stop-on-loop expects a whole number of passes of at least 1, got '${text}'`);
   }
   return Number(text);
+}
+
+/** Runs node's `parseArgs`; its complaint becomes our one-line usage error. */
+export function parseOrUsageError<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw usageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
 }
 
 /** A mistake on the command line: the message is the one line to print (exit 2). */

@@ -3,17 +3,10 @@ import { createPathFilter } from '../actions/path-filter.js';
 import { joinInside, unsafePathReason } from '../actions/safe-relative-path.js';
 import { isTemporaryName } from '../actions/temporary-name.js';
 import { formatErrorLine, SyncError, toSyncError } from '../errors/index.js';
-import type { EntryType, Storage, StorageEntry } from '../storage/storage.js';
+import type { Storage, StorageEntry } from '../storage/storage.js';
 
-/** One entry of a side, as the plan sees it. */
-export interface MirrorEntry {
-  relPath: string;
-  type: EntryType;
-  sizeBytes: number;
-  mtimeMs: number;
-  mode: number;
-  linkTarget?: string;
-}
+/** One entry of a side, as the plan sees it: a listed entry without its base name. */
+export type MirrorEntry = Omit<StorageEntry, 'name'>;
 
 /** A path passed over on purpose, with the reason the operator is told. */
 export interface IgnoredPath {
