@@ -442,15 +442,16 @@ async function copyOnce(
       syncFolder: state.syncFolder,
     });
     fileProgress?.done(true);
-    input.log.trace(
-      {
-        destination: destination.name,
-        path: file.localPath,
-        dstPath: copied.dstPath,
-        outcome: copied.outcome,
-      },
-      'copy to destination ended',
-    );
+    if (input.log.isLevelEnabled('trace'))
+      input.log.trace(
+        {
+          destination: destination.name,
+          path: file.localPath,
+          dstPath: copied.dstPath,
+          outcome: copied.outcome,
+        },
+        'copy to destination ended',
+      );
     return copied;
   } catch (err) {
     fileProgress?.done(false);

@@ -77,8 +77,10 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
     ...(input.signal ? { signal: input.signal } : {}),
     ...(input.onProgress ? { onProgress: input.onProgress } : {}),
   });
+  // Only when -vv asked for them: no objects built per file otherwise.
+  const traceLog = input.log?.isLevelEnabled('trace') ? input.log : undefined;
   const trace = { source: source.name, path: candidate.remotePath };
-  input.log?.trace(
+  traceLog?.trace(
     {
       ...trace,
       tempPath,
@@ -115,7 +117,7 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
         ...(input.signal ? { signal: input.signal } : {}),
       });
       archivePath = archived.dstPath;
-      input.log?.trace({ ...trace, archivePath }, 'archived');
+      traceLog?.trace({ ...trace, archivePath }, 'archived');
     }
     input.onDownloaded?.();
     const record: FetchRecord = {
@@ -141,7 +143,7 @@ export async function fetchOneFile(input: FetchOneFileInput): Promise<FetchRecor
       ...(input.syncFolder ? { syncFolder: input.syncFolder } : {}),
     });
     await ledger.markCommitted(record);
-    input.log?.trace({ ...trace, localPath }, 'recorded in the ledger and renamed into incoming');
+    traceLog?.trace({ ...trace, localPath }, 'recorded in the ledger and renamed into incoming');
     return { ...record, commitState: 'committed' };
   } catch (err) {
     // Before the ledger record the temporary is ours to remove; after it, recovery needs it.
