@@ -4,8 +4,8 @@ import { fsyncDir } from './sync-local-path.js';
 export type SyncFolder = (localDirPath: string) => Promise<void>;
 
 interface FolderState {
-  running?: Promise<void>;
-  queued?: Promise<void>;
+  running?: Promise<void> | undefined;
+  queued?: Promise<void> | undefined;
 }
 
 /**

@@ -90,7 +90,7 @@ export interface EmbeddedSftpServerOptions {
   rootDir: string;
   username: string;
   /** The client's public key: an OpenSSH line (`ssh-ed25519 AAAA…`) or a parsed key. */
-  authorizedKey?: string | ParsedKey;
+  authorizedKey?: string | ParsedKey | undefined;
   password?: string;
   /** Host private key (PEM or OpenSSH); a fresh ed25519 key when absent. */
   hostKey?: string | Buffer;

@@ -62,7 +62,7 @@ export class SyncError extends Error {
   /** A copy with more context; existing keys win so the innermost, most precise context is kept. */
   withContext(extra: ErrorContext): SyncError {
     const merged = new SyncError(this.code, this.message, { ...extra, ...this.context, cause: this.cause });
-    merged.stack = this.stack;
+    if (this.stack !== undefined) merged.stack = this.stack;
     return merged;
   }
 

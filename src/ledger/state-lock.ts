@@ -37,7 +37,7 @@ export interface StaleLockTakeover {
 export interface StateLock {
   readonly lockPath: string;
   readonly holder: StateLockHolder;
-  readonly tookOver?: StaleLockTakeover;
+  readonly tookOver?: StaleLockTakeover | undefined;
   /** Removes the lock file if it is still ours. Safe to call twice. */
   release(): Promise<void>;
 }
