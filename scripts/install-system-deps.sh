@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests and benchmarks use, when missing:
-# openssh-server (sshd, sftp-server, ssh-keygen), rsync and rclone.
+# openssh-server (sshd, sftp-server, ssh-keygen), rsync, rclone and unison (bench peers),
+# PostgreSQL (the shared ledger's tests start their own server) and Chromium (the status
+# page is tested in a real browser).
 set -euo pipefail
 
 missing=()
@@ -8,6 +10,10 @@ missing=()
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v unison >/dev/null 2>&1 || missing+=(unison)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=()
